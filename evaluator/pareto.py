@@ -1,0 +1,119 @@
+"""Pure Pareto code: suite points from cells, the frontier, indistinguishable points, the recommendation.
+
+>>> pts = [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (2.0, 0.7)]
+>>> sorted(frontier_indices([e for e, _ in pts], [a for _, a in pts]))
+[0, 1, 3]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from evaluator.records import CellResult, SuitePoint
+
+GRADES = "ABCDE"
+
+
+def frontier_indices(energy: Sequence[float], accuracy: Sequence[float],
+                     higher_is_better: bool = True) -> set[int]:
+    """Indices not dominated: no other point has energy <= and accuracy >= with one strictly better."""
+    sign = 1 if higher_is_better else -1
+    out = set()
+    for i, (e, a) in enumerate(zip(energy, accuracy, strict=True)):
+        dominated = any(
+            e2 <= e and sign * a2 >= sign * a and (e2 < e or sign * a2 > sign * a)
+            for j, (e2, a2) in enumerate(zip(energy, accuracy, strict=True)) if j != i)
+        if not dominated:
+            out.add(i)
+    return out
+
+
+def suite_points(cells: Sequence[CellResult]) -> dict[str, list[SuitePoint]]:
+    """Aggregate ok cells into one point per (suite, model, variant) with every task present."""
+    tasks_of: dict[str, set[str]] = defaultdict(set)
+    groups: dict[tuple[str, str, str], list[CellResult]] = defaultdict(list)
+    for c in cells:
+        tasks_of[c.suite].add(c.task)
+        if c.status == "ok" and c.accuracy is not None and c.energy_j is not None:
+            groups[(c.suite, c.model, c.variant)].append(c)
+    out: dict[str, list[SuitePoint]] = defaultdict(list)
+    for (suite, model, variant), cs in sorted(groups.items()):
+        if {c.task for c in cs} != tasks_of[suite]:
+            continue  # a failed task leaves the suite point incomplete: not plotted as if whole
+        acc = sum(c.accuracy for c in cs) / len(cs)
+        var = sum(c.accuracy * (1 - c.accuracy) / max(1, c.n_items) for c in cs) / len(cs) ** 2
+        half = 1.959964 * math.sqrt(var)
+        n = sum(c.n_items for c in cs)
+        energy = sum(c.energy_j for c in cs)
+        methods = sorted({c.energy_method for c in cs})
+        out[suite].append(SuitePoint(
+            suite, model, variant, acc, max(0.0, acc - half), min(1.0, acc + half),
+            energy / n * 1000 if n else float("nan"), "+".join(methods), any(c.is_estimate for c in cs), n, len(cs)))
+    return {s: mark_frontier(p) for s, p in out.items()}
+
+
+def mark_frontier(points: list[SuitePoint]) -> list[SuitePoint]:
+    """Set on_frontier, indistinguishable and the energy grade of each point."""
+    if not points:
+        return points
+    idx = frontier_indices([p.energy_j_per_1k for p in points], [p.accuracy for p in points])
+    grades = energy_grades([p.energy_j_per_1k for p in points])
+    out = []
+    for i, p in enumerate(points):
+        dominators = [points[j] for j in idx if points[j].energy_j_per_1k <= p.energy_j_per_1k
+                      and points[j].accuracy >= p.accuracy]
+        indist = i not in idx and all(p.accuracy_ci_high >= f.accuracy_ci_low for f in dominators)
+        out.append(replace(p, on_frontier=i in idx, indistinguishable=indist, grade=grades[i]))
+    return out
+
+
+def energy_grades(energy: Sequence[float]) -> list[str]:
+    """A-E by position of each energy on a log scale between the run's lowest and highest."""
+    vals = [e for e in energy if e and e > 0]
+    if not vals:
+        return ["" for _ in energy]
+    lo, hi = math.log(min(vals)), math.log(max(vals))
+    out = []
+    for e in energy:
+        if not e or e <= 0:
+            out.append("")
+            continue
+        frac = 0.0 if hi == lo else (math.log(e) - lo) / (hi - lo)
+        out.append(GRADES[min(4, int(frac * 5))])
+    return out
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The lowest-energy point within ``tolerance_pts`` of the best accuracy, and the saving."""
+
+    suite: str
+    choice: SuitePoint
+    best: SuitePoint
+    tolerance_pts: float
+    accuracy_drop_pts: float
+    energy_ratio: float
+    text: str
+
+
+def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recommendation | None:
+    """Name the lowest-energy point within a tolerance of the best accuracy, as a plain sentence."""
+    if not points:
+        return None
+    best = max(points, key=lambda p: (p.accuracy, -p.energy_j_per_1k))
+    ok = [p for p in points if (best.accuracy - p.accuracy) * 100 <= tolerance_pts + 1e-9]
+    choice = min(ok, key=lambda p: (p.energy_j_per_1k, -p.accuracy))
+    drop = (best.accuracy - choice.accuracy) * 100
+    ratio = best.energy_j_per_1k / choice.energy_j_per_1k if choice.energy_j_per_1k > 0 else float("inf")
+    est = " (estimated energy)" if choice.is_estimate or best.is_estimate else ""
+    if choice is best:
+        others = [p for p in points if p is not best]
+        text = (f"{best.label} is both the most accurate ({best.accuracy:.1%}) and the lowest-energy choice "
+                f"within {tolerance_pts:g} points{est}." if others else f"{best.label} is the only point.")
+    else:
+        text = (f"{choice.label} is within {drop:.1f} points of the best ({best.label}, {best.accuracy:.1%}) "
+                f"and uses {ratio:.1f}x less energy{est}.")
+    return Recommendation(choice.suite, choice, best, tolerance_pts, drop, ratio, text)

@@ -1,0 +1,110 @@
+"""Frozen result records. Units are in field names; serialisation happens at the edges."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One (suite, task, model, variant) cell: accuracy, energy and footprint, with provenance."""
+
+    suite: str
+    task: str
+    model: str
+    variant: str
+    status: str  # "ok" | "failed"
+    error: str | None = None
+    n_items: int = 0
+    n_correct: int = 0
+    accuracy: float | None = None
+    accuracy_ci_low: float | None = None
+    accuracy_ci_high: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    scoring_method: str = ""
+    energy_j: float | None = None
+    active_energy_j: float | None = None
+    energy_ci_low: float | None = None
+    energy_ci_high: float | None = None
+    energy_j_per_item: float | None = None
+    energy_j_per_1k: float | None = None
+    energy_j_per_correct: float | None = None
+    energy_method: str = ""
+    is_estimate: bool = True
+    energy_components_j: dict[str, float] = field(default_factory=dict)
+    energy_is_stable: bool = True
+    energy_unstable_reason: str | None = None
+    gco2e: float | None = None
+    duration_s: float | None = None
+    duration_ci_low: float | None = None
+    duration_ci_high: float | None = None
+    cpu_time_s: float | None = None
+    passes_per_window: int = 1
+    repeats: int = 0
+    deterministic: bool | None = None
+    params: int | None = None
+    nonzero_params: int | None = None
+    size_mb: float | None = None
+    peak_rss_mb: float | None = None
+    weight_dtype: str | None = None
+    load_s: float | None = None
+    variant_params: dict[str, Any] = field(default_factory=dict)
+    prompt_template: str = ""
+    batch_size: int = 0
+    cell_key: str = ""
+    reused: bool = False
+    on_frontier: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellResult:
+        """Inverse of to_dict; ignores unknown keys (forward compatible)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """Per-item prediction, kept so paired tests can be run later."""
+
+    item_id: str
+    gold: int
+    pred: int
+    pred_norm: int
+    scores: tuple[float, ...]
+
+    @property
+    def correct(self) -> bool:
+        """acc correctness."""
+        return self.pred == self.gold
+
+
+@dataclass(frozen=True)
+class SuitePoint:
+    """A (model, variant) point of a suite: mean accuracy over tasks, energy per 1,000 items."""
+
+    suite: str
+    model: str
+    variant: str
+    accuracy: float
+    accuracy_ci_low: float
+    accuracy_ci_high: float
+    energy_j_per_1k: float
+    energy_method: str
+    is_estimate: bool
+    n_items: int
+    tasks: int
+    on_frontier: bool = False
+    indistinguishable: bool = False
+    grade: str = ""
+
+    @property
+    def label(self) -> str:
+        """'model variant'."""
+        return f"{self.model} {self.variant}"

@@ -1,0 +1,247 @@
+"""The results store: SQLite (WAL), one short transaction per finished cell.
+
+Tables: ``runs`` (config, environment, meter context), ``cells`` (one row per cell and run, the
+result as JSON plus indexed columns) and ``items`` (per-item predictions). A cell whose
+``cell_key`` matches an earlier ok cell is reused: the new row points at the original with
+``reused_from`` and shares its items. Several processes may write at once (WAL + busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evaluator.errors import FrugalError
+from evaluator.records import CellResult, ItemRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    planned_cells INTEGER NOT NULL DEFAULT 0,
+    config_json TEXT NOT NULL,
+    environment_json TEXT NOT NULL DEFAULT '{}',
+    meter_json TEXT NOT NULL DEFAULT '{}',
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS cells (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    cell_key TEXT NOT NULL,
+    suite TEXT NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL, variant TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reused_from INTEGER,
+    result_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (run_id, suite, task, model, variant)
+);
+CREATE INDEX IF NOT EXISTS cells_key ON cells (cell_key, status);
+CREATE TABLE IF NOT EXISTS items (
+    cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    gold INTEGER NOT NULL, pred INTEGER NOT NULL, pred_norm INTEGER NOT NULL,
+    scores_json TEXT NOT NULL,
+    PRIMARY KEY (cell_id, idx)
+);
+"""
+
+
+def now_iso() -> str:
+    """UTC timestamp, seconds precision."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def default_store_path() -> Path:
+    """``FRUGAL_STORE``, else FRUGAL_HOME/results.sqlite."""
+    from evaluator.models import frugal_home
+
+    return Path(os.environ.get("FRUGAL_STORE") or frugal_home() / "results.sqlite")
+
+
+class Store:
+    """A handle on one SQLite results file. Cheap to open; safe across processes."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        for attempt in range(20):
+            try:
+                with self._connect() as db:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                        db.execute("COMMIT")
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 19:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    # ----------------------------------------------------------------------------------- runs
+    def create_run(self, config: dict[str, Any], planned_cells: int, environment: dict[str, Any],
+                   meter: dict[str, Any]) -> str:
+        """Insert a run row; returns its id."""
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self._tx() as db:
+            db.execute("INSERT INTO runs (run_id, created_at, status, planned_cells, config_json, environment_json,"
+                       " meter_json, pid) VALUES (?,?,?,?,?,?,?,?)",
+                       (run_id, now_iso(), "running", planned_cells, json.dumps(config), json.dumps(environment),
+                        json.dumps(meter), os.getpid()))
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set status / finished_at / meter_json / environment_json."""
+        allowed = {"status", "finished_at", "meter_json", "environment_json", "planned_cells"}
+        cols = {k: (json.dumps(v) if k.endswith("_json") else v) for k, v in fields.items() if k in allowed}
+        if not cols:
+            return
+        with self._tx() as db:
+            db.execute(f"UPDATE runs SET {', '.join(f'{k}=?' for k in cols)} WHERE run_id=?",  # noqa: S608
+                       (*cols.values(), run_id))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run row, decoded; raises FrugalError when absent."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                ids = [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 5")]
+                raise FrugalError(f"no run {run_id!r} in {self.path}. Latest: {', '.join(ids) or 'none'}")
+            out = dict(row)
+        for k in ("config_json", "environment_json", "meter_json"):
+            out[k[:-5]] = json.loads(out.pop(k) or "{}")
+        out["status"] = self._live_status(out)
+        return out
+
+    def _live_status(self, run: dict[str, Any]) -> str:
+        """A 'running' run whose process is gone was interrupted."""
+        if run["status"] == "running" and run.get("pid") and run["pid"] != os.getpid():
+            try:
+                os.kill(run["pid"], 0)
+            except ProcessLookupError:
+                return "interrupted"
+            except PermissionError:
+                pass
+        return run["status"]
+
+    def list_runs(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Newest first, with cell counts."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT r.run_id, r.created_at, r.finished_at, r.status, r.planned_cells, r.pid, r.config_json,"
+                " COUNT(c.id) AS done, SUM(c.status='failed') AS failed, SUM(c.reused_from IS NOT NULL) AS reused"
+                " FROM runs r LEFT JOIN cells c ON c.run_id=r.run_id GROUP BY r.run_id"
+                " ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?", (limit,)).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["config"] = json.loads(d.pop("config_json"))
+            d["status"] = self._live_status(d)
+            out.append(d)
+        return out
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and its own cells; items still used by reusing cells elsewhere are kept."""
+        self.get_run(run_id)
+        with self._tx() as db:
+            own = [r[0] for r in db.execute("SELECT id FROM cells WHERE run_id=?", (run_id,))]
+            for cid in own:
+                heir = db.execute("SELECT id FROM cells WHERE reused_from=? ORDER BY id LIMIT 1", (cid,)).fetchone()
+                if heir:  # hand the items over to the first cell that reused this one
+                    db.execute("UPDATE items SET cell_id=? WHERE cell_id=?", (heir[0], cid))
+                    db.execute("UPDATE cells SET reused_from=NULL WHERE id=?", (heir[0],))
+                    db.execute("UPDATE cells SET reused_from=? WHERE reused_from=?", (heir[0], cid))
+            db.execute("DELETE FROM cells WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+
+    # ---------------------------------------------------------------------------------- cells
+    def find_reusable(self, cell_key: str) -> tuple[int, CellResult] | None:
+        """The newest ok cell with this key (its own row, not a copy)."""
+        with self._connect() as db:
+            row = db.execute("SELECT id, reused_from, result_json FROM cells WHERE cell_key=? AND status='ok'"
+                             " ORDER BY id DESC LIMIT 1", (cell_key,)).fetchone()
+        if row is None:
+            return None
+        return (row["reused_from"] or row["id"]), CellResult.from_dict(json.loads(row["result_json"]))
+
+    def add_cell(self, run_id: str, cell: CellResult, items: Sequence[ItemRecord] = (),
+                 reused_from: int | None = None) -> int:
+        """Insert a finished cell and its items in one transaction; returns the cell id."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO cells (run_id, cell_key, suite, task, model, variant, status, reused_from, result_json,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_id, suite, task, model, variant)"
+                " DO UPDATE SET status=excluded.status, result_json=excluded.result_json,"
+                " reused_from=excluded.reused_from, cell_key=excluded.cell_key RETURNING id",
+                (run_id, cell.cell_key, cell.suite, cell.task, cell.model, cell.variant, cell.status, reused_from,
+                 json.dumps(cell.to_dict()), now_iso()))
+            cid = cur.fetchone()[0]
+            db.execute("DELETE FROM items WHERE cell_id=?", (cid,))
+            db.executemany(
+                "INSERT INTO items (cell_id, idx, item_id, gold, pred, pred_norm, scores_json) VALUES (?,?,?,?,?,?,?)",
+                [(cid, i, it.item_id, it.gold, it.pred, it.pred_norm, json.dumps(list(it.scores)))
+                 for i, it in enumerate(items)])
+        return cid
+
+    def cells(self, run_id: str) -> list[CellResult]:
+        """Cells of a run, in insertion order, with ``reused`` set for copies."""
+        with self._connect() as db:
+            rows = db.execute("SELECT result_json, reused_from FROM cells WHERE run_id=? ORDER BY id",
+                              (run_id,)).fetchall()
+        return [replace(CellResult.from_dict(json.loads(r["result_json"])), reused=r["reused_from"] is not None)
+                for r in rows]
+
+    def items(self, run_id: str, suite: str, task: str, model: str, variant: str) -> list[ItemRecord]:
+        """Per-item predictions of one cell (following reuse to the original)."""
+        with self._connect() as db:
+            row = db.execute("SELECT id, reused_from FROM cells WHERE run_id=? AND suite=? AND task=? AND model=?"
+                             " AND variant=?", (run_id, suite, task, model, variant)).fetchone()
+            if row is None:
+                return []
+            rows = db.execute("SELECT * FROM items WHERE cell_id=? ORDER BY idx",
+                              (row["reused_from"] or row["id"],)).fetchall()
+        return [ItemRecord(r["item_id"], r["gold"], r["pred"], r["pred_norm"], tuple(json.loads(r["scores_json"])))
+                for r in rows]
+
+    def integrity_check(self) -> list[str]:
+        """Problems found (empty list when sound): SQLite's own check plus our invariants."""
+        with self._connect() as db:
+            problems = [r[0] for r in db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            problems += [f"dangling reuse in cell {r[0]}" for r in db.execute(
+                "SELECT c.id FROM cells c LEFT JOIN cells o ON o.id=c.reused_from "
+                "WHERE c.reused_from IS NOT NULL AND o.id IS NULL")]
+            problems += [f"ok cell {r[0]} without items" for r in db.execute(
+                "SELECT c.id FROM cells c WHERE c.status='ok' AND c.reused_from IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM items i WHERE i.cell_id=c.id)")]
+        return problems

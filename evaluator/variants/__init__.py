@@ -1,0 +1,97 @@
+"""Variant registry: one dict of built-ins; compositions are names joined by '+'.
+
+``resolve_variant("prune-structured-25+int8-dynamic")`` returns a :class:`Composite`.
+Unknown names raise an error listing close matches; invalid combinations are refused with a reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from evaluator.errors import FrugalError, close_matches
+from evaluator.variants.base import ModelInfo, Variant
+
+#: name -> "module:Class". Heavy imports (torchao, bitsandbytes) happen inside the classes, on use.
+VARIANTS: dict[str, str] = {
+    "fp32": "evaluator.variants.precision:FP32",
+    "bf16": "evaluator.variants.precision:BF16",
+    "fp16": "evaluator.variants.precision:FP16",
+}
+
+
+def variant_class(name: str) -> type[Variant]:
+    """The class registered under ``name``."""
+    if name not in VARIANTS:
+        raise FrugalError(f"unknown variant {name!r}.{close_matches(name, tuple(VARIANTS))}")
+    mod, cls = VARIANTS[name].split(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+@dataclass(frozen=True)
+class Composite:
+    """Variants applied in order: load-time ones merge their kwargs, then each ``apply`` runs."""
+
+    name: str
+    parts: tuple[Variant, ...]
+
+    @property
+    def description(self) -> str:
+        """Descriptions of the parts, joined."""
+        return " + ".join(p.description for p in self.parts)
+
+    def check(self, info: ModelInfo) -> None:
+        """Every part must apply."""
+        for p in self.parts:
+            p.check(info)
+
+    def load_kwargs(self, info: ModelInfo) -> dict[str, Any]:
+        """Merged load-time settings."""
+        out: dict[str, Any] = {}
+        for p in self.parts:
+            out.update(p.load_kwargs(info))
+        return out
+
+    def apply(self, model: Any, info: ModelInfo) -> Any:
+        """Post-load transforms in order."""
+        for p in self.parts:
+            model = p.apply(model, info)
+        return model
+
+    def record(self) -> dict[str, Any]:
+        """Recorded parameters of every part."""
+        return {"name": self.name, "parts": [p.record() for p in self.parts]}
+
+
+def resolve_variant(spec: str) -> Composite:
+    """Parse 'a+b+c' into a validated composition."""
+    names = [s.strip() for s in spec.split("+") if s.strip()]
+    if not names:
+        raise FrugalError("empty variant name")
+    parts = tuple(variant_class(n)() for n in names)
+    groups = [p.group for p in parts]
+    for g in ("precision", "quantization", "pruning"):
+        if groups.count(g) > 1:
+            raise FrugalError(f"variant {spec!r}: at most one {g} variant in a composition")
+    if "precision" in groups and "quantization" in groups:
+        q = next(p for p in parts if p.group == "quantization")
+        if not getattr(q, "composes_with_precision", False):
+            raise FrugalError(f"variant {spec!r}: {q.name} fixes its own precision; "
+                              f"combine it with pruning only")
+    loads = [p for p in parts if p.at_load]
+    if len([p for p in loads if p.load_kwargs.__qualname__ != Variant.load_kwargs.__qualname__]) > 2:
+        raise FrugalError(f"variant {spec!r}: too many load-time variants")
+    return Composite("+".join(names), parts)
+
+
+def list_variants() -> list[tuple[str, str, str]]:
+    """(name, group, description) for every registered variant."""
+    rows = []
+    for name in VARIANTS:
+        cls = variant_class(name)
+        rows.append((name, cls.group, cls.description))
+    return rows
+
+
+__all__ = ["VARIANTS", "Composite", "ModelInfo", "Variant", "list_variants", "resolve_variant"]

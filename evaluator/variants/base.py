@@ -1,0 +1,56 @@
+"""The Variant seam: a named transform of a model, as load-time settings and/or a post-load step.
+
+A variant has at most three parts: ``load_kwargs`` (merged into ``from_pretrained``: dtype,
+quantization config, device map), ``apply`` (a transform of the loaded model, e.g. pruning) and
+``check`` (refuse a model it cannot apply to, with a reason). Parameters are recorded with results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from evaluator.errors import VariantNotApplicable
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a variant may need to know about the model it transforms."""
+
+    name: str
+    kind: str  # "encoder" | "causal-lm"
+    device: str  # "cpu" | "cuda"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Base class. Subclasses set ``name``/``description``/``group`` and override what they need."""
+
+    name: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+    #: "precision" | "quantization" | "pruning"; at most one variant per group in a composition,
+    #: except that pruning composes with precision or quantization.
+    group: ClassVar[str] = "precision"
+    #: True when the transform happens at load time (so it must come first in a composition).
+    at_load: ClassVar[bool] = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, info: ModelInfo) -> None:
+        """Raise VariantNotApplicable when this variant cannot apply to the model."""
+
+    def load_kwargs(self, info: ModelInfo) -> dict[str, Any]:
+        """Extra ``from_pretrained`` keyword arguments."""
+        return {}
+
+    def apply(self, model: Any, info: ModelInfo) -> Any:
+        """Transform a loaded model; return it (possibly a new object)."""
+        return model
+
+    def record(self) -> dict[str, Any]:
+        """What is stored with each result."""
+        return {"name": self.name, "group": self.group, **self.params}
+
+
+def refuse(info: ModelInfo, why: str) -> VariantNotApplicable:
+    """A uniform refusal message."""
+    return VariantNotApplicable(f"variant does not apply to {info.name} ({info.kind}, {info.device}): {why}")
