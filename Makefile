@@ -1,0 +1,58 @@
+# Two commands do all set-up on a fresh machine:
+#   make app    set up, pull the offline models, serve the app at http://127.0.0.1:8501
+#   make test   set up, pull the test models, install chromium if missing, run the tests
+# Everything is idempotent; nothing asks questions.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FRUGAL := $(VENV)/bin/frugal
+STAMP  := $(VENV)/.frugal-installed
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_EVALUATE_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: setup models test-models chromium demo app test test-all bench lint clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build that lies on disk (a plain `torch` would pull a multi-GB CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,codecarbon,browser-tests]'
+	touch $(STAMP)
+
+models: $(STAMP)
+	$(FRUGAL) models pull
+
+test-models: $(STAMP)
+	$(FRUGAL) models pull minilm-l6 smollm2-135m
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	       || echo "chromium missing and no root: browser tests will skip"; fi; }
+
+demo: models
+	$(FRUGAL) run --config demo.yaml --out out/demo
+
+app: models chromium
+	$(VENV)/bin/streamlit run app.py
+
+test: test-models chromium
+	$(PY) -m pytest
+
+test-all: models chromium
+	$(PY) -m pytest -m ''
+
+bench: models
+	$(PY) bench/grid.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check evaluator tests bench app.py app_pages
+
+clean:
+	rm -rf out test-output
