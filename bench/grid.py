@@ -1,0 +1,90 @@
+"""Benchmark: the default grid (all built-in suites x models x variants) on this machine.
+
+Writes a Markdown section with wall time, items/s per model and variant, peak memory, and the wall
+time of the same grid re-run from the store (every cell reused). Usage:
+
+    python bench/grid.py [--limit N] [--models a b ...] [--variants fp32 bf16 ...] [--out bench/out/grid.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from evaluator.config import DEFAULT_MODELS, RunConfig  # noqa: E402
+from evaluator.pareto import recommend  # noqa: E402
+from evaluator.runner import environment, run  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    ap.add_argument("--variants", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--suites", nargs="+", default=["finance", "health", "climate"])
+    ap.add_argument("--out", default="bench/out/grid.md")
+    args = ap.parse_args()
+    store = Path(tempfile.mkdtemp()) / "bench.sqlite"
+    cfg = RunConfig(suites=tuple(args.suites), models=tuple(args.models), variants=tuple(args.variants),
+                    limit=args.limit, repeats=args.repeats, store=str(store), idle_s=0)
+    t0 = time.perf_counter()
+    res = run(cfg, on_event=lambda e: print(e, file=sys.stderr, flush=True) if e["type"] != "load" else None)
+    wall = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    again = run(cfg)
+    cached = time.perf_counter() - t1
+    assert all(c.reused for c in again.cells if c.status == "ok")
+
+    per: dict[tuple[str, str], list] = defaultdict(list)
+    for c in res.cells:
+        per[(c.model, c.variant)].append(c)
+    env = environment(cfg.threads or os.cpu_count() or 1, "cpu")
+    lines = [
+        f"Machine: {env['cpu_model']}, {env['cpu_count']} cores, torch {env['torch']}, transformers "
+        f"{env['transformers']}, {env['date']}. Command: `python bench/grid.py"
+        + (f" --limit {args.limit}" if args.limit else "") + f" --repeats {args.repeats}`.",
+        "",
+        f"- Grid: {len(args.suites)} suites x {len(args.models)} models x {len(args.variants)} variants = "
+        f"{len(res.cells)} cells, {sum(c.n_items for c in res.cells)} scored items per pass; "
+        f"{len(res.failed)} failed.",
+        f"- Wall time, cold store: **{wall:.0f} s** (includes model loads); re-run with every cell cached: "
+        f"**{cached:.1f} s**.",
+        "- Energy: estimate (no RAPL/NVML on this machine): process CPU time x W/core.",
+        "",
+        "| model | variant | items | scoring s | items/s | J / 1k items (est.) | mean acc | peak RSS MB | load s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (model, variant), cs in per.items():
+        ok = [c for c in cs if c.status == "ok"]
+        if not ok:
+            lines.append(f"| {model} | {variant} | failed: {cs[0].error[:80]} | | | | | | |")
+            continue
+        n = sum(c.n_items for c in ok)
+        dur = sum(c.duration_s for c in ok)
+        energy = sum(c.energy_j for c in ok)
+        acc = sum(c.accuracy for c in ok) / len(ok)
+        peak = max(c.peak_rss_mb or 0 for c in ok)
+        lines.append(f"| {model} | {variant} | {n} | {dur:.1f} | {n / dur:.1f} | {energy / n * 1000:.0f} | "
+                     f"{acc:.3f} | {peak:.0f} | {ok[0].load_s:.1f} |")
+    lines += ["", "Recommendations (tolerance 2 points):", ""]
+    for suite, pts in res.frontiers.items():
+        rec = recommend(pts, 2.0)
+        lines.append(f"- **{suite}**: {rec.text if rec else 'no complete points'}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
