@@ -27,7 +27,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 FIELD_RE = re.compile(r"\{([^{}]*)\}")
 MAX_DATA_BYTES = int(os.environ.get("FRUGAL_MAX_DATA_BYTES", 50_000_000))
 MAX_LINE_CHARS = 100_000
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "domains"
+_REPO_DOMAINS = Path(__file__).resolve().parent.parent / "domains"
+#: Built-in suites: the repo's domains/ in a checkout, else the copy shipped as package data.
+BUILTIN_DIR = _REPO_DOMAINS if _REPO_DOMAINS.is_dir() else Path(__file__).resolve().parent / "data" / "domains"
 
 
 @dataclass(frozen=True)
