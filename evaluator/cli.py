@@ -138,6 +138,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from evaluator.gates import check_gates
 
         failures = check_gates(result, config.gates)
+        if config.out:
+            from evaluator.report.writers import gates_markdown
+
+            with (Path(config.out) / "summary.md").open("a") as fh:
+                fh.write(gates_markdown(failures))
         for f in failures:
             print(f"GATE FAILED: {f}", file=sys.stderr)
         if failures:

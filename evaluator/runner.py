@@ -77,6 +77,12 @@ def plan(config: RunConfig) -> Plan:
     suites = tuple(load_suite(s) for s in dict.fromkeys(config.suites))
     models = tuple(get_spec(m, registry) for m in dict.fromkeys(config.models))
     variants = tuple(resolve_variant(v) for v in dict.fromkeys(config.variants))
+    cells = {f"{m.name}:{v.name}" for m in models for v in variants}
+    refs = (*config.gates.require_on_frontier, *([config.gates.baseline] if config.gates.baseline else []))
+    for ref in refs:
+        if ref not in cells:
+            raise FrugalError(f"gate refers to {ref!r}, which is not in this run's grid "
+                              f"(models x variants: {', '.join(sorted(cells))})")
     names = [s.name for s in suites]
     if len(set(names)) != len(names):
         raise FrugalError(f"two suites share a name: {names}")

@@ -1,0 +1,117 @@
+"""Energy-label badges: small self-made SVGs in the style of shields.io, one per (suite, model, variant).
+
+The grade (A-E) is relative: it places a point's energy per 1,000 items on a log scale between the
+lowest and the highest of its suite in this run (:func:`evaluator.pareto.energy_grades`). All text is
+XML-escaped; file names are sanitised.
+
+>>> svg = badge_svg("energy", "B", grade_colour("B"), title="<m> fp32")
+>>> svg.startswith("<svg") and "&lt;m&gt;" in svg and "<m>" not in svg
+True
+>>> safe_name("../a b/<c>")
+'a_b_c'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evaluator.records import SuitePoint
+
+if TYPE_CHECKING:
+    from evaluator.runner import RunResult
+
+#: Grade colours, A (least energy) green to E (most) red; "" (no grade) grey.
+GRADE_COLOURS: dict[str, str] = {
+    "A": "#2e7d32", "B": "#689f38", "C": "#c49000", "D": "#e65100", "E": "#c62828", "": "#757575",
+}
+LABEL_COLOUR = "#555555"
+_NARROW = set("fijlrt.,:;'!|()[] ")
+_WIDE = set("mwMW@%#")
+
+
+def grade_colour(grade: str) -> str:
+    """Background colour for an energy grade."""
+    return GRADE_COLOURS.get(grade, GRADE_COLOURS[""])
+
+
+def _text_width(text: str) -> int:
+    """Approximate rendered width in px at 11 px Verdana-like sans (no font metrics needed)."""
+    w = 0.0
+    for ch in text:
+        w += 4.0 if ch in _NARROW else 9.5 if ch in _WIDE else 7.6 if ch.isupper() or ch.isdigit() else 6.6
+    return int(round(w))
+
+
+def badge_svg(label: str, value: str, colour: str, title: str = "") -> str:
+    """A two-part flat badge ``label | value``; ``title`` becomes the tooltip and accessible name."""
+    lw, vw = _text_width(label) + 12, _text_width(value) + 12
+    width = lw + vw
+    t = escape(title or f"{label}: {value}")
+    uid = hashlib.sha1(f"{label}\0{value}\0{title}".encode()).hexdigest()[:8]  # ids unique when inlined
+    lab, val, col = escape(label), escape(value), escape(colour)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" aria-label="{t}">'
+        f"<title>{t}</title>"
+        f'<linearGradient id="s{uid}" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/>'
+        '<stop offset="1" stop-opacity=".1"/></linearGradient>'
+        f'<clipPath id="r{uid}"><rect width="{width}" height="20" rx="3" fill="#fff"/></clipPath>'
+        f'<g clip-path="url(#r{uid})"><rect width="{lw}" height="20" fill="{LABEL_COLOUR}"/>'
+        f'<rect x="{lw}" width="{vw}" height="20" fill="{col}"/>'
+        f'<rect width="{width}" height="20" fill="url(#s{uid})"/></g>'
+        '<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="{lw / 2:.1f}" y="15" fill="#010101" fill-opacity=".3">{lab}</text>'
+        f'<text x="{lw / 2:.1f}" y="14">{lab}</text>'
+        f'<text x="{lw + vw / 2:.1f}" y="15" fill="#010101" fill-opacity=".3">{val}</text>'
+        f'<text x="{lw + vw / 2:.1f}" y="14">{val}</text></g></svg>'
+    )
+
+
+def _fmt_energy(j: float) -> str:
+    return f"{j:,.0f}" if j >= 100 else f"{j:.3g}"
+
+
+def point_badge_svg(point: SuitePoint) -> str:
+    """The energy label of one suite point: ``energy | B`` (``B est.`` when the energy is an estimate)."""
+    value = (point.grade or "?") + (" est." if point.is_estimate else "")
+    title = (f"{point.model} {point.variant} on {point.suite}: energy grade {point.grade or '?'} "
+             f"({_fmt_energy(point.energy_j_per_1k)} J per 1,000 items, "
+             f"{'estimate' if point.is_estimate else 'measured'}: {point.energy_method}; "
+             f"A = least energy in this run's suite, E = most)")
+    return badge_svg("energy", value, grade_colour(point.grade), title)
+
+
+def safe_name(text: str, max_len: int = 60) -> str:
+    """A file-name-safe form of a name: letters, digits, '.', '_', '+', '-'; no leading dots."""
+    s = re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "x"
+    return s[:max_len]
+
+
+def badge_filename(point: SuitePoint) -> str:
+    """``<suite>-<model>-<variant>.svg`` with each part sanitised."""
+    return f"{safe_name(point.suite)}-{safe_name(point.model)}-{safe_name(point.variant)}.svg"
+
+
+def write_badges(result: RunResult, out_dir: Path) -> list[Path]:
+    """Write ``badges/<suite>-<model>-<variant>.svg`` for every suite point; names made unique if they clash."""
+    folder = Path(out_dir) / "badges"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    seen: set[str] = set()
+    for suite in sorted(result.frontiers):
+        for p in result.frontiers[suite]:
+            name = badge_filename(p)
+            if name in seen:  # two raw names sanitised to the same file name
+                digest = hashlib.sha1(f"{p.suite}\0{p.model}\0{p.variant}".encode()).hexdigest()[:8]
+                name = f"{name[:-4]}-{digest}.svg"
+            seen.add(name)
+            path = folder / name
+            path.write_text(point_badge_svg(p), encoding="utf-8")
+            paths.append(path)
+    return paths
+
+
+__all__ = ["badge_filename", "badge_svg", "grade_colour", "point_badge_svg", "safe_name", "write_badges"]
