@@ -6,6 +6,7 @@ Unknown names raise an error listing close matches; invalid combinations are ref
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,18 @@ VARIANTS: dict[str, str] = {
     "fp32": "evaluator.variants.precision:FP32",
     "bf16": "evaluator.variants.precision:BF16",
     "fp16": "evaluator.variants.precision:FP16",
+    "int8-dynamic": "evaluator.variants.quant:Int8Dynamic",
+    "int8-weight-only": "evaluator.variants.quant:Int8WeightOnly",
+    "bnb-int8": "evaluator.variants.quant:BnbInt8",
+    "bnb-nf4": "evaluator.variants.quant:BnbNF4",
+    "prune-magnitude-30": "evaluator.variants.prune:PruneMagnitude30",
+    "prune-magnitude-50": "evaluator.variants.prune:PruneMagnitude50",
+    "prune-structured-25": "evaluator.variants.prune:PruneStructured25",
+    "prune-structured-50": "evaluator.variants.prune:PruneStructured50",
 }
+
+#: Order in which ``apply`` steps run: pruning reshapes float weights, so it precedes quantization.
+APPLY_ORDER = {"precision": 0, "pruning": 1, "quantization": 2}
 
 
 def variant_class(name: str) -> type[Variant]:
@@ -54,8 +66,8 @@ class Composite:
         return out
 
     def apply(self, model: Any, info: ModelInfo) -> Any:
-        """Post-load transforms in order."""
-        for p in self.parts:
+        """Post-load transforms: precision, then pruning, then quantization (``APPLY_ORDER``)."""
+        for p in sorted(self.parts, key=lambda p: APPLY_ORDER.get(p.group, len(APPLY_ORDER))):
             model = p.apply(model, info)
         return model
 
@@ -74,11 +86,23 @@ def resolve_variant(spec: str) -> Composite:
     for g in ("precision", "quantization", "pruning"):
         if groups.count(g) > 1:
             raise FrugalError(f"variant {spec!r}: at most one {g} variant in a composition")
-    if "precision" in groups and "quantization" in groups:
-        q = next(p for p in parts if p.group == "quantization")
+    q = next((p for p in parts if p.group == "quantization"), None)
+    if q is not None and "precision" in groups:
+        prec = next(p for p in parts if p.group == "precision")
         if not getattr(q, "composes_with_precision", False):
-            raise FrugalError(f"variant {spec!r}: {q.name} fixes its own precision; "
-                              f"combine it with pruning only")
+            alone = "combine it with pruning only" if getattr(q, "quantizes_after_load", False) else \
+                "it composes with no other variant"
+            raise FrugalError(f"variant {spec!r}: {q.name} fixes its own precision; {alone}")
+        why = getattr(q, "incompatible_precisions", {}).get(prec.name)
+        if why:
+            raise FrugalError(f"variant {spec!r}: {q.name} with {prec.name} is refused: {why}")
+    if q is not None and "pruning" in groups:
+        if not getattr(q, "quantizes_after_load", False):
+            raise FrugalError(f"variant {spec!r}: {q.name} quantizes while loading, so the model it hands "
+                              f"over can no longer be pruned; combine pruning with int8-dynamic or "
+                              f"int8-weight-only instead")
+        # Pruning runs in apply(); the quantization must wait for it instead of happening at load.
+        parts = tuple(dataclasses.replace(p, post_load=True) if p is q else p for p in parts)
     loads = [p for p in parts if p.at_load]
     if len([p for p in loads if p.load_kwargs.__qualname__ != Variant.load_kwargs.__qualname__]) > 2:
         raise FrugalError(f"variant {spec!r}: too many load-time variants")
@@ -94,4 +118,4 @@ def list_variants() -> list[tuple[str, str, str]]:
     return rows
 
 
-__all__ = ["VARIANTS", "Composite", "ModelInfo", "Variant", "list_variants", "resolve_variant"]
+__all__ = ["APPLY_ORDER", "VARIANTS", "Composite", "ModelInfo", "Variant", "list_variants", "resolve_variant"]

@@ -1,0 +1,141 @@
+"""Frontier page: per suite, accuracy vs energy with the Pareto frontier.
+
+Also the recommendation sentence (with a tolerance slider), energy grades, and every cell in a sortable table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app_pages import common as C
+
+st.title("Frontier")
+st.caption("Which model is good enough for how much energy: each point is a (model, variant) averaged over "
+           "a suite's tasks. Points on the dotted line are on the Pareto frontier: nothing else is both more "
+           "accurate and cheaper.")
+
+GRADE_HELP = ("A–E by position of each point's energy on a log scale between the suite's lowest (A) and highest "
+              "(E) energy per 1,000 items.")
+
+
+def _method(p: Any) -> str:
+    m = p.energy_method or "?"
+    return m if "estimate" in m or not p.is_estimate else f"{m} (estimate)"
+
+
+def points_frame(points: list[Any]) -> Any:
+    """One row per (model, variant) point."""
+    import pandas as pd
+
+    rows = [{"grade": p.grade, "model": p.model, "variant": p.variant, "accuracy %": round(p.accuracy * 100, 1),
+             "95% CI": f"{p.accuracy_ci_low:.0%}–{p.accuracy_ci_high:.0%}",
+             "J / 1k items": round(p.energy_j_per_1k, 2), "energy method": _method(p),
+             "on frontier": "yes" if p.on_frontier else ("≈ (CI overlaps)" if p.indistinguishable else "no"),
+             "items": p.n_items, "tasks": p.tasks} for p in sorted(points, key=lambda p: p.energy_j_per_1k)]
+    return pd.DataFrame(rows)
+
+
+def cells_frame(cells: list[Any]) -> Any:
+    """One row per cell, every number with its unit in the column name."""
+    import pandas as pd
+
+    rows = []
+    for c in cells:
+        rows.append({
+            "task": c.task, "model": c.model, "variant": c.variant, "status": c.status,
+            "accuracy %": None if c.accuracy is None else round(c.accuracy * 100, 1),
+            "n items": c.n_items, "energy J": c.energy_j, "J / 1k items": c.energy_j_per_1k,
+            "energy method": c.energy_method, "duration s": c.duration_s, "size MB": c.size_mb,
+            "peak RSS MB": c.peak_rss_mb, "gCO2e": c.gco2e, "scoring": c.scoring_method,
+            "on frontier": c.on_frontier, "reused": c.reused,
+            "reason": C.first_line(c.error, 300) if c.status != "ok" else ""})
+    return pd.DataFrame(rows)
+
+
+def grade_badges(points: list[Any]) -> None:
+    """Energy grades as small coloured labels."""
+    colours = {"A": "green", "B": "blue", "C": "orange", "D": "orange", "E": "red"}
+    parts = [f":{colours.get(p.grade, 'gray')}-badge[{p.grade or '–'}] {p.model} {p.variant}"
+             for p in sorted(points, key=lambda p: (p.grade or "Z", p.energy_j_per_1k))]
+    st.markdown("**Energy grades** &nbsp; " + " &nbsp; ".join(parts), help=GRADE_HELP)
+
+
+def suite_view(result: Any, suite: str, tolerance: float) -> None:
+    """Figure, recommendation, grades and table of one suite."""
+    from evaluator.pareto import recommend
+
+    points = result.frontiers.get(suite, [])
+    cells = [c for c in result.cells if c.suite == suite]
+    rec = recommend(points, tolerance) if points else None
+    if rec is not None:
+        st.success(f"**Recommendation.** {rec.text}", icon=":material/recommend:")
+    else:
+        st.warning(f"No complete (model, variant) point in suite {suite}: every point needs all of the suite's "
+                   "tasks to have finished. See the failed cells below.")
+    if points:
+        try:
+            from evaluator.report.plots import frontier_figure
+
+            fig = frontier_figure(points, title=f"{suite}: accuracy vs energy", tolerance_pts=tolerance)
+            # legend under the plot: the plot keeps the full width, also on a narrow window
+            fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0, "xanchor": "left"},
+                              height=620, margin={"b": 190})
+            st.plotly_chart(fig, width="stretch", key=f"fig_{suite}", config={"displaylogo": False})
+        except ImportError:
+            st.info("The plot module is not installed in this version; the table below has the same numbers.")
+        except Exception as exc:  # noqa: BLE001
+            C.show_error(exc, "Cannot draw the frontier")
+        if any(p.is_estimate for p in points):
+            st.caption(":orange[:material/warning:] Energy here is an **estimate** (no hardware counter was "
+                       "readable on the machine "
+                       "that ran it): compare points with each other, not with measured figures.")
+        grade_badges(points)
+        st.dataframe(points_frame(points), hide_index=True, width="stretch",
+                     column_config={"grade": st.column_config.TextColumn("grade", help=GRADE_HELP)})
+    C.failed_cells_box(result, suite)
+    st.markdown("##### All cells of this suite")
+    st.caption("Click a column header to sort.")
+    st.dataframe(cells_frame(cells), hide_index=True, width="stretch",
+                 column_config={"energy J": st.column_config.NumberColumn(format="%.3f"),
+                                "J / 1k items": st.column_config.NumberColumn(format="%.2f"),
+                                "duration s": st.column_config.NumberColumn(format="%.3f"),
+                                "size MB": st.column_config.NumberColumn(format="%.1f"),
+                                "peak RSS MB": st.column_config.NumberColumn(format="%.0f"),
+                                "gCO2e": st.column_config.NumberColumn(format="%.4f")})
+
+
+runs = C.runs_now()
+if not runs:
+    C.empty_state("No runs yet. Start one on the Run page — the quick demo takes a few minutes.")
+    st.stop()
+run_id = C.run_picker(runs)
+result = C.get_result(run_id) if run_id else None
+if result is None:
+    st.stop()
+row = next(r for r in runs if r["run_id"] == run_id)
+st.caption(f"{C.fmt_status(result.status)} · {row.get('done') or 0}/{row.get('planned_cells') or 0} cells · "
+           f"created {row.get('created_at')} · meter {result.meter.get('meter', '?')}"
+           f" ({result.meter.get('energy_method', '?')})")
+if result.status in C.LIVE:
+    st.info("This run is still going: the page shows the cells stored so far. Reload to see more.")
+suites = list(dict.fromkeys([c.suite for c in result.cells]))
+if not suites:
+    st.info("This run has no stored cells yet.")
+    st.stop()
+wanted = st.query_params.get("suite")
+if wanted and wanted not in suites:
+    st.warning(f"Suite {wanted!r} from the link is not in this run.")
+    wanted = None
+cols = st.columns([2, 1])
+suite = cols[0].selectbox("Suite", suites, index=suites.index(wanted) if wanted else 0, key=f"suite_{run_id}")
+default_tol = float((row.get("config") or {}).get("tolerance_pts") or 2.0)
+tol = cols[1].slider("Tolerance (accuracy points)", 0.0, 20.0, value=default_tol, step=0.5, key="tolerance",
+                     help="How many points of accuracy you would give up for energy: the recommendation is the "
+                     "lowest-energy point within this distance of the best accuracy.")
+C.set_params(run=run_id, suite=suite)
+suite_view(result, suite, tol)
+st.divider()
+C.download_buttons(run_id, tol, key="frontier_dl")
+C.permalink("frontier", run=run_id, suite=suite)

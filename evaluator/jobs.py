@@ -1,0 +1,417 @@
+"""Background runs as separate OS processes, so they outlive a browser refresh or an app restart.
+
+``start_job(config)`` writes ``FRUGAL_HOME/jobs/<job_id>.json`` and spawns
+``python -m evaluator.jobs <that file>`` in its own session. The child calls the same
+:func:`evaluator.runner.run` as the CLI and rewrites the job file (temp file + ``os.replace``, under a
+per-job ``flock``) on every event: status, run id, cells done / planned and one line per cell.
+``cancel_job`` sends SIGTERM; the child's handler sets the runner's cancel event, the current cell
+finishes and the run is stored as cancelled. A job whose process is gone while its file still says it
+is active is reported as ``died``.
+
+No Streamlit here: the app only reads job files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evaluator.config import Gates, RunConfig
+from evaluator.errors import FrugalError
+
+ACTIVE = ("starting", "running", "cancelling")
+DONE = ("finished", "finished-with-failures", "cancelled", "interrupted", "failed", "died")
+#: A job still "starting" this long after it was written, with no live process, is dead.
+START_GRACE_S = 120.0
+
+
+def jobs_dir() -> Path:
+    """FRUGAL_HOME/jobs (created on demand)."""
+    from evaluator.models import frugal_home
+
+    d = frugal_home() / "jobs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a job file says, plus whether its process is still there."""
+
+    job_id: str
+    status: str
+    config: dict[str, Any]
+    created_at: str
+    updated_at: str
+    pid: int | None = None
+    run_id: str | None = None
+    store: str | None = None
+    cells_planned: int = 0
+    cells_done: int = 0
+    cells: tuple[dict[str, Any], ...] = ()
+    current: str | None = None
+    error: str | None = None
+    finished_at: str | None = None
+    log_path: str = ""
+    cancel_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True while the process is (or should be) working."""
+        return self.status in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """Cells done / planned, 0..1 (0 while the grid is not known yet)."""
+        return min(1.0, self.cells_done / self.cells_planned) if self.cells_planned else 0.0
+
+    @property
+    def failed_cells(self) -> list[dict[str, Any]]:
+        """Cell lines with status failed."""
+        return [c for c in self.cells if c.get("status") == "failed"]
+
+    def run_config(self) -> RunConfig:
+        """Return the RunConfig the job runs."""
+        return config_from_dict(self.config)
+
+    def log_tail(self, n_chars: int = 4000) -> str:
+        """Return the end of the child's stdout/stderr log (for diagnosing a failed or dead job)."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - n_chars))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def config_from_dict(d: dict[str, Any]) -> RunConfig:
+    """Inverse of ``RunConfig.to_dict`` (lists back to tuples, gates back to Gates)."""
+    d = dict(d)
+    for k in ("suites", "models", "variants"):
+        if k in d:
+            d[k] = tuple(d[k])
+    g = dict(d.pop("gates", None) or {})
+    g["require_on_frontier"] = tuple(g.get("require_on_frontier") or ())
+    return RunConfig(**d, gates=Gates(**g))
+
+
+# ------------------------------------------------------------------------------------- job files
+def _path(job_id: str, root: Path | None = None) -> Path:
+    if not job_id or "/" in job_id or job_id.startswith("."):
+        raise FrugalError(f"bad job id {job_id!r}")
+    return (root or jobs_dir()) / f"{job_id}.json"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _update(path: Path, fn: Any) -> dict[str, Any]:
+    """Read-modify-write a job file under its lock; ``fn(data)`` edits the dict in place."""
+    with _locked(path):
+        data = _read(path)
+        fn(data)
+        data["updated_at"] = _now()
+        _write_atomic(path, data)
+    return data
+
+
+def _to_job(data: dict[str, Any]) -> Job:
+    names = set(Job.__dataclass_fields__)
+    kw = {k: v for k, v in data.items() if k in names}
+    kw["cells"] = tuple(kw.get("cells") or ())
+    return Job(**kw)
+
+
+# ------------------------------------------------------------------------------------ processes
+def _alive(pid: int | None, job_id: str) -> bool:
+    """Say whether ``pid`` is a live (not zombie) process running this job."""
+    if not pid:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own finished child, if it is one
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():  # Linux: make sure it is not a zombie nor a recycled pid
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return False
+        return state not in ("Z", "X") and job_id in cmdline
+    return True
+
+
+def _check_dead(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("status") not in ACTIVE or _alive(data.get("pid"), data["job_id"]):
+        return data
+    if data.get("status") == "starting" and not data.get("pid"):
+        age = time.time() - datetime.fromisoformat(data["created_at"]).timestamp()
+        if age < START_GRACE_S:
+            return data
+
+    def mark(d: dict[str, Any]) -> None:
+        if d.get("status") in ACTIVE:
+            d["status"] = "died"
+            d["finished_at"] = _now()
+            d["error"] = d.get("error") or "the job's process ended without recording a result (killed?)"
+
+    with _locked(path):  # re-check under the lock: the child may just have written its last status
+        data = _read(path)
+        if data.get("status") in ACTIVE and not _alive(data.get("pid"), data["job_id"]):
+            mark(data)
+            data["updated_at"] = _now()
+            _write_atomic(path, data)
+    return data
+
+
+def start_job(config: RunConfig) -> Job:
+    """Validate ``config`` (raises FrugalError), write the job file, spawn the child; return the Job."""
+    from evaluator.runner import plan
+
+    config.validate()
+    the_plan = plan(config)  # every bad input raises here, in the caller, not in the child
+    job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    path = _path(job_id)
+    log = path.with_suffix(".log")
+    data = {"job_id": job_id, "status": "starting", "config": config.to_dict(), "created_at": _now(),
+            "updated_at": _now(), "pid": None, "run_id": None, "store": config.store,
+            "cells_planned": the_plan.n_cells, "cells_done": 0, "cells": [], "current": "starting",
+            "error": None, "finished_at": None, "log_path": str(log), "cancel_requested": False}
+    with _locked(path):
+        _write_atomic(path, data)
+    env = dict(os.environ)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "evaluator.jobs", str(path)], stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, env=env, close_fds=True)
+
+    def set_pid(d: dict[str, Any]) -> None:
+        d["pid"] = d.get("pid") or proc.pid
+
+    return _to_job(_update(path, set_pid))
+
+
+def get_job(job_id: str) -> Job:
+    """Return a job by id (raises FrugalError when unknown); a dead process shows as status 'died'."""
+    path = _path(job_id)
+    if not path.is_file():
+        raise FrugalError(f"no job {job_id!r} in {path.parent}")
+    return _to_job(_check_dead(path, _read(path)))
+
+
+def list_jobs(limit: int = 50) -> list[Job]:
+    """Jobs, newest first."""
+    out = []
+    for p in sorted(jobs_dir().glob("*.json"), reverse=True)[:limit]:
+        try:
+            out.append(_to_job(_check_dead(p, _read(p))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a foreign or half-written file is not a job
+    return out
+
+
+def cancel_job(job_id: str) -> Job:
+    """Ask a job to stop: SIGTERM to its process; the current cell finishes, the run is marked cancelled."""
+    job = get_job(job_id)
+    if not job.active:
+        return job
+    path = _path(job_id)
+
+    def flag(d: dict[str, Any]) -> None:
+        d["cancel_requested"] = True
+        if d.get("status") in ACTIVE:
+            d["status"] = "cancelling"
+
+    data = _update(path, flag)
+    if data.get("pid") and _alive(data["pid"], job_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(data["pid"], signal.SIGTERM)
+    return _to_job(data)
+
+
+def wait_job(job_id: str, timeout_s: float = 600, poll_s: float = 0.5) -> Job:
+    """Block until a job is no longer active (for tests and scripts)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        job = get_job(job_id)
+        if not job.active or time.monotonic() > end:
+            return job
+        time.sleep(poll_s)
+
+
+# ----------------------------------------------------------------------------------------- estimate
+#: Rough seconds per item and per measured pass, and load seconds, by model kind, on a small CPU (used when
+#: the store has no earlier cell of the same model and variant).
+_DEFAULT_S_PER_ITEM = {"encoder": 0.05, "causal-lm": 1.2}
+_DEFAULT_LOAD_S = {"encoder": 4.0, "causal-lm": 10.0}
+_STARTUP_S = 15.0
+
+
+def estimate_seconds(config: RunConfig, store_path: str | None = None) -> float:
+    """Estimate a run's wall-clock seconds, roughly ("about 3 minutes", not for planning a cluster).
+
+    Uses stored cells of the same model, variant and task when there are some (else of the same model
+    and variant), else per-kind defaults. Each cell costs ``repeats`` measured passes plus about one
+    more for the warm-up batch and the preparation.
+    """
+    from evaluator.runner import plan
+    from evaluator.store import Store
+
+    the_plan = plan(config)
+    per_task: dict[tuple[str, str, str, str], float] = {}
+    per_mv: dict[tuple[str, str], list[float]] = {}
+    load: dict[tuple[str, str], float] = {}
+    try:
+        store = Store(store_path or config.store)
+        for r in store.list_runs(limit=20):
+            for c in store.cells(r["run_id"]):
+                if c.status == "ok" and c.duration_s and c.n_items and not c.reused:
+                    rate = c.duration_s / c.n_items
+                    per_task.setdefault((c.model, c.variant, c.suite, c.task), rate)
+                    per_mv.setdefault((c.model, c.variant), []).append(rate)
+                    load.setdefault((c.model, c.variant), c.load_s or 0.0)
+    except Exception:  # noqa: BLE001 - an estimate never fails a page
+        per_task, per_mv, load = {}, {}, {}
+    total = _STARTUP_S
+    for spec in the_plan.models:
+        for var in the_plan.variants:
+            mv = (spec.name, var.name)
+            fallback = (sum(per_mv[mv]) / len(per_mv[mv])) if mv in per_mv else _DEFAULT_S_PER_ITEM[spec.kind]
+            total += load.get(mv, _DEFAULT_LOAD_S[spec.kind])
+            for suite in the_plan.suites:
+                for task in suite.tasks:
+                    rate = per_task.get((spec.name, var.name, suite.name, task.name), fallback)
+                    total += rate * len(task.select(config.limit)) * (config.repeats + 1) + 0.5
+    return total
+
+
+# --------------------------------------------------------------------------------------------- child
+def _child(job_file: str) -> int:
+    path = Path(job_file)
+    cancel = threading.Event()
+    hits = {"n": 0}
+
+    def on_term(_sig: int, _frame: Any) -> None:
+        hits["n"] += 1
+        cancel.set()
+        if hits["n"] > 1:
+            raise KeyboardInterrupt  # a second SIGTERM stops the current cell too
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    def started(d: dict[str, Any]) -> None:
+        d["pid"] = os.getpid()
+        if d.get("cancel_requested"):
+            cancel.set()
+        else:
+            d["status"] = "running"
+        d["current"] = "loading libraries"
+
+    data = _update(path, started)
+    config = config_from_dict(data["config"])
+
+    def on_event(e: dict[str, Any]) -> None:
+        def apply(d: dict[str, Any]) -> None:
+            if e["type"] == "start":
+                d["run_id"], d["cells_planned"], d["store"] = e["run_id"], e["cells"], e.get("store")
+                d["current"] = "starting"
+            elif e["type"] == "load":
+                d["current"] = f"loading {e['model']} [{e['variant']}]"
+            elif e["type"] == "cell":
+                d["cells_done"] = int(d.get("cells_done") or 0) + 1
+                keep = ("suite", "task", "model", "variant", "status", "accuracy", "energy_j", "energy_method",
+                        "error")
+                d.setdefault("cells", []).append({k: e.get(k) for k in keep} | {"at": _now()})
+                d["current"] = f"{e['model']} [{e['variant']}]: {e['suite']}/{e['task']} done"
+            elif e["type"] == "end":
+                d["current"] = None
+            if cancel.is_set() and d.get("status") in ("starting", "running"):
+                d["status"] = "cancelling"
+
+        _update(path, apply)
+
+    status, error, code = "failed", None, 1
+    try:
+        from evaluator.runner import run
+
+        result = run(config, on_event=on_event, cancel=cancel)
+        status, code = result.status, 0
+    except KeyboardInterrupt:
+        status, error = "cancelled", "stopped during a cell (second stop request)"
+    except FrugalError as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded for the app; the traceback goes to the log
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {exc}"
+
+    def finish(d: dict[str, Any]) -> None:
+        d["status"], d["error"], d["finished_at"], d["current"] = status, error, _now(), None
+
+    _update(path, finish)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child process: ``python -m evaluator.jobs JOB.json``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m evaluator.jobs JOB.json", file=sys.stderr)
+        return 2
+    return _child(argv[0])
+
+
+__all__ = ["ACTIVE", "DONE", "Job", "cancel_job", "config_from_dict", "estimate_seconds", "get_job", "jobs_dir",
+           "list_jobs", "start_job", "wait_job"]
+
+if __name__ == "__main__":
+    sys.exit(main())

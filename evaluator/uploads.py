@@ -1,0 +1,372 @@
+"""Safe handling of uploaded suites: a zipped suite folder, or a CSV/JSONL table plus a column mapping.
+
+Zip archives are checked before anything is written (entry count, names, symlinks, declared sizes and
+compression ratios) and again while streaming (actual bytes never exceed the declared size nor the
+total cap). Everything is written into a temp folder beside the destination, validated with
+:func:`evaluator.suite.load_suite` (YAML through :mod:`evaluator.yamlio`, the safe loader), and only
+then renamed into place. Errors are :class:`UploadError` with a message a person can act on.
+No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import stat
+import uuid
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from evaluator.errors import FrugalError
+
+MAX_BYTES = 50_000_000
+MAX_FILES = 200
+#: Uncompressed / compressed size above which an entry (or the archive) looks like a zip bomb.
+MAX_RATIO = 200
+#: Entries smaller than this are not held to the ratio cap (tiny files compress oddly).
+RATIO_MIN_BYTES = 1_000_000
+_SKIP = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
+_CHUNK = 1 << 16
+
+
+class UploadError(FrugalError):
+    """An upload was refused; the message says why."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:g} MB" if n >= 1_000_000 else f"{n / 1e3:g} kB"
+
+
+def _slug(text: str, fallback: str = "uploaded") -> str:
+    s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")[:64]
+    return s if s and s[0].isalnum() else fallback
+
+
+def _check_name(name: str) -> PurePosixPath:
+    if "\x00" in name or "\\" in name:
+        raise UploadError(f"refused: unsafe file name in the archive: {name!r}")
+    p = PurePosixPath(name)
+    if p.is_absolute() or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise UploadError(f"refused: absolute path in the archive: {name!r}")
+    if ".." in p.parts:
+        raise UploadError(f"refused: path traversal ('..') in the archive: {name!r}")
+    return p
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    return stat.S_ISLNK(mode)
+
+
+def _is_special(info: zipfile.ZipInfo) -> bool:
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver recorded no file type
+    return bool(kind) and kind not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+
+
+def _builtin_names() -> set[str]:
+    from evaluator.suite import builtin_suites
+
+    return set(builtin_suites())
+
+
+def _validate_and_place(tmp: Path, dest_root: Path) -> Path:
+    """Load the suite in ``tmp`` (raises with file/line/field), then move it to dest_root/<name>."""
+    from evaluator.suite import load_suite
+
+    try:
+        suite = load_suite(str(tmp))
+    except FrugalError as exc:
+        msg = str(exc).replace(str(tmp) + "/", "").replace(str(tmp), "(upload)")
+        raise UploadError(f"the suite does not validate: {msg}") from None
+    if suite.name in _builtin_names():
+        raise UploadError(f"suite name {suite.name!r} is taken by a built-in suite; change 'name' in suite.yaml")
+    final = dest_root / suite.name
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
+def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
+                      max_ratio: float = MAX_RATIO) -> Path:
+    """Unpack a zipped suite folder under ``dest_root/<suite name>/`` safely; return that folder.
+
+    The archive holds ``suite.yaml`` and its data files, at the top or inside one folder.
+    Refuses path traversal, absolute paths, symlinks and special files, more than ``max_files``
+    files, more than ``max_bytes`` uncompressed, and suspicious compression ratios.
+    """
+    if len(data) > max_bytes:
+        raise UploadError(f"refused: the archive is larger than {_size(max_bytes)}")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise UploadError(f"not a readable zip archive ({exc})") from None
+    files: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+    total = 0
+    for info in infos:
+        if any(s in info.filename for s in _SKIP):
+            continue
+        p = _check_name(info.filename)
+        if _is_symlink(info):
+            raise UploadError(f"refused: the archive contains a symbolic link: {info.filename!r}")
+        if _is_special(info):
+            raise UploadError(f"refused: the archive contains a special file: {info.filename!r}")
+        if info.is_dir():
+            continue
+        if info.flag_bits & 0x1:
+            raise UploadError(f"refused: encrypted entry {info.filename!r}")
+        files.append((info, p))
+        if len(files) > max_files:
+            raise UploadError(f"refused: more than {max_files} files in the archive")
+        total += info.file_size
+        if total > max_bytes:
+            raise UploadError(f"refused: more than {_size(max_bytes)} once unpacked")
+        if info.file_size >= RATIO_MIN_BYTES and info.file_size > max_ratio * max(1, info.compress_size):
+            raise UploadError(f"refused: {info.filename!r} expands {info.file_size / max(1, info.compress_size):.0f}x "
+                              "(looks like a zip bomb)")
+    if total >= RATIO_MIN_BYTES and total > max_ratio * max(1, len(data)):
+        raise UploadError("refused: the archive expands too much (looks like a zip bomb)")
+    if not files:
+        raise UploadError("the archive is empty")
+    names = {str(p) for _, p in files}
+    if "suite.yaml" in names:
+        prefix = ""
+    else:
+        tops = {p.parts[0] for _, p in files}
+        if len(tops) == 1 and f"{next(iter(tops))}/suite.yaml" in names:
+            prefix = next(iter(tops)) + "/"
+        else:
+            raise UploadError("no suite.yaml at the top of the archive (or inside its single top folder)")
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    tmp = dest_root / f".tmp-{uuid.uuid4().hex[:10]}"
+    tmp.mkdir()
+    try:
+        written = 0
+        for info, p in files:
+            rel = str(p)[len(prefix):] if str(p).startswith(prefix) else None
+            if not rel:
+                continue
+            target = (tmp / rel).resolve()
+            if tmp.resolve() not in target.parents:
+                raise UploadError(f"refused: {info.filename!r} would land outside the suite folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            size = 0
+            with zf.open(info) as src, open(target, "wb") as out:
+                while True:
+                    chunk = src.read(_CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    written += len(chunk)
+                    if size > info.file_size:
+                        raise UploadError(f"refused: {info.filename!r} is larger than its header says")
+                    if written > max_bytes:
+                        raise UploadError(f"refused: more than {_size(max_bytes)} once unpacked")
+                    out.write(chunk)
+        return _validate_and_place(tmp, dest_root)
+    except zipfile.BadZipFile as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UploadError(f"the archive is damaged ({exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------- tables
+def read_table(data: bytes, filename: str, max_bytes: int = MAX_BYTES) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of an uploaded CSV or JSONL file (UTF-8)."""
+    if len(data) > max_bytes:
+        raise UploadError(f"refused: the file is larger than {_size(max_bytes)}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UploadError(f"{filename}: not UTF-8 text (byte {exc.start})") from None
+    suffix = Path(filename).suffix.lower()
+    rows: list[dict[str, Any]] = []
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UploadError(f"{filename}, line {n}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise UploadError(f"{filename}, line {n}: each line must be a JSON object")
+            rows.append(obj)
+    elif suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+        try:
+            for row in reader:
+                if None in row:
+                    raise UploadError(f"{filename}, line {reader.line_num}: more values than columns")
+                rows.append(dict(row))
+        except csv.Error as exc:
+            raise UploadError(f"{filename}, line {reader.line_num}: invalid CSV ({exc})") from None
+    else:
+        raise UploadError(f"{filename}: expected a .csv or .jsonl file")
+    if not rows:
+        raise UploadError(f"{filename}: no rows")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return columns, rows
+
+
+def _choices_of(value: Any, where: str) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        v = value.strip()
+        if v.startswith("["):
+            try:
+                parsed = json.loads(v)
+            except json.JSONDecodeError:
+                raise UploadError(f"{where}: choices look like JSON but do not parse") from None
+            if isinstance(parsed, list):
+                return [str(x) for x in parsed]
+        return [c.strip() for c in v.split("|")]
+    raise UploadError(f"{where}: choices must be a list, a JSON list or 'a|b|c'")
+
+
+def _answer_index(ans: Any, choices: list[str], answer_is: str, where: str) -> int:
+    """Return the gold index from an answer cell: a 0-based index or the correct choice's text.
+
+    ``auto``: a JSON number is an index; a string equal to a choice is that choice; a digit string is an index.
+    """
+    text = str(ans).strip() if ans is not None else ""
+    if answer_is in ("auto", "text") and isinstance(ans, str) and text in choices:
+        return choices.index(text)
+    if answer_is in ("auto", "index"):
+        if isinstance(ans, int) and not isinstance(ans, bool):
+            idx = ans
+        elif text.lstrip("-").isdigit():
+            idx = int(text)
+        else:
+            idx = None
+        if idx is not None and 0 <= idx < len(choices):
+            return idx
+    want = {"auto": "a 0-based index nor one of the choices", "index": "a 0-based index of the choices",
+            "text": "the text of one of the choices"}[answer_is]
+    raise UploadError(f"{where}: answer {ans!r} is not {want}")
+
+
+def suite_from_table(data: bytes, filename: str, mapping: dict[str, Any], task_name: str,
+                     labels: Sequence[str] | None, dest_root: Path, suite_name: str | None = None,
+                     description: str = "") -> Path:
+    """Build a suite folder (suite.yaml + data.jsonl) from a table and a column mapping.
+
+    ``mapping``: ``text`` (input column, required), ``id`` (optional; row numbers otherwise),
+    ``split`` (optional). Classification (``labels`` given): ``label`` = column holding one of
+    ``labels``. Multiple choice (``labels`` is None): ``choices`` = one column holding a JSON list or
+    'a|b|c', or a list of columns; ``answer`` = column with the 0-based index or the correct choice's text;
+    ``answer_is`` = "auto" (default), "index" or "text" settles answers like "2" among numeric choices.
+    """
+    columns, rows = read_table(data, filename)
+
+    def col(key: str, required: bool = True) -> Any:
+        c = mapping.get(key)
+        if not c:
+            if required:
+                raise UploadError(f"column mapping: choose the column for '{key}'")
+            return None
+        for one in c if isinstance(c, list | tuple) else [c]:
+            if one not in columns:
+                raise UploadError(f"column mapping: {key} -> {one!r} is not a column of {filename} "
+                                  f"(columns: {', '.join(columns)})")
+        return c
+
+    text_c, id_c, split_c = col("text"), col("id", False), col("split", False)
+    mc = labels is None
+    label_c = None if mc else col("label")
+    choices_c, answer_c = (col("choices"), col("answer")) if mc else (None, None)
+    answer_is = mapping.get("answer_is", "auto")
+    if answer_is not in ("auto", "index", "text"):
+        raise UploadError("column mapping: answer_is must be auto, index or text")
+    if not mc:
+        labels = [str(x) for x in labels]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise UploadError("classification needs at least two distinct labels")
+    task = _slug(task_name, "task")
+    name = _slug(suite_name or Path(filename).stem)
+    field = "question" if mc else "text"
+    out_rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for n, row in enumerate(rows, 1):
+        where = f"{filename}, row {n}"
+        text = row.get(text_c)
+        if text is None or str(text).strip() == "":
+            raise UploadError(f"{where}: empty '{text_c}'")
+        iid = str(row.get(id_c)).strip() if id_c else f"{task}-{n:05d}"
+        if not iid or iid == "None":
+            raise UploadError(f"{where}: empty id column '{id_c}'")
+        if iid in seen:
+            raise UploadError(f"{where}: duplicate id {iid!r} (first in row {seen[iid]})")
+        seen[iid] = n
+        item: dict[str, Any] = {"id": iid, field: str(text)}
+        if split_c and row.get(split_c):
+            item["split"] = str(row[split_c]).strip().lower()
+        if mc:
+            if isinstance(choices_c, list | tuple):
+                choices = [str(row.get(c, "")).strip() for c in choices_c if str(row.get(c, "")).strip()]
+            else:
+                choices = _choices_of(row.get(choices_c), where)
+            gold = _answer_index(row.get(answer_c), choices, answer_is, where)
+            item["choices"], item["answer"] = choices, gold
+        else:
+            lab = str(row.get(label_c, "")).strip()
+            if lab not in labels:
+                raise UploadError(f"{where}: label {lab!r} is not one of {', '.join(labels)}")
+            item["label"] = lab
+        out_rows.append(item)
+    if mc:
+        tdoc: dict[str, Any] = {"name": task, "type": "multiple_choice",
+                                "description": f"Uploaded from {Path(filename).name}",
+                                "data": {"path": "data.jsonl"}, "prompt": "Question: {question}\nAnswer:",
+                                "metrics": ["accuracy"]}
+    else:
+        tdoc = {"name": task, "type": "classification", "description": f"Uploaded from {Path(filename).name}",
+                "data": {"path": "data.jsonl"}, "prompt": "Text: {text}\nAnswer:", "encoder_input": "{text}",
+                "labels": [{"name": lab, "description": lab, "text": lab} for lab in labels],
+                "metrics": ["accuracy", "f1_macro"] if len(labels) > 2 else ["accuracy"]}
+    doc = {"name": name, "description": description or f"Uploaded from {Path(filename).name}", "version": 1,
+           "tasks": [tdoc]}
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    tmp = dest_root / f".tmp-{uuid.uuid4().hex[:10]}"
+    tmp.mkdir()
+    try:
+        (tmp / "suite.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        with open(tmp / "data.jsonl", "w", encoding="utf-8") as fh:
+            for r in out_rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return _validate_and_place(tmp, dest_root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def uploads_dir() -> Path:
+    """FRUGAL_HOME/uploads: where uploaded suites live."""
+    from evaluator.models import frugal_home
+
+    return frugal_home() / "uploads"
+
+
+def list_uploaded(root: Path | None = None) -> dict[str, Path]:
+    """Name -> folder of every uploaded suite."""
+    root = root or uploads_dir()
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if not p.name.startswith(".") and (p / "suite.yaml").is_file()}
+
+
+__all__ = ["MAX_BYTES", "MAX_FILES", "UploadError", "extract_suite_zip", "list_uploaded", "read_table",
+           "suite_from_table", "uploads_dir"]
