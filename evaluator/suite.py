@@ -151,14 +151,14 @@ def builtin_suites() -> dict[str, Path]:
 
 def find_suite(name_or_path: str) -> Path:
     """A built-in suite name, a suite folder, or a suite.yaml path -> the suite.yaml path."""
+    known = builtin_suites()
+    if name_or_path in known and "/" not in name_or_path:  # a bare built-in name; './finance' means a folder
+        return known[name_or_path] / "suite.yaml"
     p = Path(name_or_path).expanduser()
     if p.is_file():
         return p
     if p.is_dir() and (p / "suite.yaml").is_file():
         return p / "suite.yaml"
-    known = builtin_suites()
-    if name_or_path in known:
-        return known[name_or_path] / "suite.yaml"
     if p.is_dir():
         raise ValidationError("folder has no suite.yaml", file=str(p))
     raise FrugalError(f"unknown suite {name_or_path!r}: not a built-in suite nor a path."
