@@ -28,7 +28,7 @@ from evaluator.config import RunConfig
 from evaluator.errors import FrugalError, ModelNotAvailable, VariantNotApplicable
 from evaluator.meters import Meter, MeterOptions, create_meter
 from evaluator.models import ModelSpec, default_registry_path, get_spec, load_registry, resolve
-from evaluator.pareto import recommend, suite_points
+from evaluator.pareto import suite_points
 from evaluator.records import SCHEMA_VERSION, CellResult, ItemRecord, SuitePoint
 from evaluator.stats import mean_ci, wilson_interval
 from evaluator.store import Store, now_iso
@@ -111,7 +111,7 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
     """Run the grid; store each cell as it finishes; return the run."""
     import torch
 
-    from evaluator.carbon import gco2e, grid_intensity
+    from evaluator.carbon import grid_intensity
     from evaluator.scoring import pick_device
 
     emit = on_event or (lambda _e: None)
@@ -163,7 +163,6 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
         from evaluator.report import write_outputs
 
         write_outputs(result, Path(config.out), config)
-    _ = gco2e  # carbon is applied per cell in _measure
     return result
 
 
@@ -396,11 +395,6 @@ def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: st
         cell_key=key)
     recs = [ItemRecord(s.item_id, s.gold, s.pred, s.pred_norm, tuple(round(x, 5) for x in s.scores)) for s in first]
     return cell, recs
-
-
-def recommendations(result: RunResult, tolerance_pts: float = 2.0) -> dict[str, Any]:
-    """Per-suite recommendation objects."""
-    return {s: recommend(pts, tolerance_pts) for s, pts in result.frontiers.items()}
 
 
 def load_result(source: str, store: str | None = None) -> RunResult:
