@@ -63,6 +63,7 @@ def test_energy_grades_span_a_to_e():
 def test_wilson_and_mean_ci_and_mcnemar():
     lo, hi = wilson_interval(0, 10)
     assert lo == 0.0 and 0.27 < hi < 0.31
+    assert wilson_interval(6, 6)[1] == 1.0 and wilson_interval(0, 6)[0] == 0.0
     assert wilson_interval(5, 10)[0] == pytest.approx(1 - wilson_interval(5, 10)[1])
     m, lo, hi = mean_ci([10.0, 12.0, 11.0])
     assert m == 11.0 and lo < 11 < hi and hi - lo == pytest.approx(2 * 4.303 * 1 / math.sqrt(3), rel=1e-3)
