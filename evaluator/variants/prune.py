@@ -1,5 +1,6 @@
-"""Pruning variants: unstructured magnitude pruning (zeros, same shapes) and structured pruning
-(whole FFN neurons and attention heads removed: smaller layers, fewer parameters, faster).
+"""Pruning variants: unstructured magnitude (zeros) and structured (smaller layers).
+
+Structured pruning removes whole FFN neurons and attention heads: fewer parameters, faster.
 
 Magnitude: one global L1 threshold over every ``nn.Linear`` weight except the LM head (embeddings
 are not Linear layers); exactly ``fraction`` of those weights become zero. This is what
