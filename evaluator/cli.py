@@ -112,7 +112,7 @@ def _err(msg: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """frugal run."""
+    """Handle `frugal run`."""
     from evaluator.pareto import recommend
     from evaluator.runner import run
 
@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """frugal models list|pull."""
+    """Handle `frugal models list|pull`."""
     from evaluator.models import default_registry_path, frugal_home, list_local, load_registry, pull
 
     registry = load_registry(args.models_file or default_registry_path())
@@ -182,7 +182,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """frugal list suites|variants|meters|models."""
+    """Handle `frugal list suites|variants|meters|models`."""
     if args.what == "suites":
         from evaluator.suite import builtin_suites, load_suite
 
@@ -191,7 +191,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{s.name:<10} {s.description}")
             for t in s.tasks:
                 labels = ", ".join(lab.name for lab in t.labels) if t.labels else "multiple choice"
-                print(f"    {t.name:<20} {t.type:<16} {len(t.items):>4} test, {len(t.train_items):>3} train  ({labels})")
+                n = f"{len(t.items):>4} test, {len(t.train_items):>3} train"
+                print(f"    {t.name:<20} {t.type:<16} {n}  ({labels})")
     elif args.what == "variants":
         from evaluator.variants import list_variants
 
@@ -209,7 +210,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """frugal runs: stored runs, newest first."""
+    """Handle `frugal runs`: stored runs, newest first."""
     from evaluator.store import Store
 
     for r in Store(args.store).list_runs():
@@ -219,7 +220,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """frugal report RUN_ID|results.json --out report.html."""
+    """Handle `frugal report RUN_ID|results.json --out report.html`."""
     from evaluator.report.writers import write_report_html
     from evaluator.runner import load_result
 
@@ -231,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """frugal compare A B."""
+    """Handle `frugal compare A B`."""
     from evaluator.compare import compare
     from evaluator.runner import load_result
 

@@ -37,6 +37,8 @@ ACTIVE = ("starting", "running", "cancelling")
 DONE = ("finished", "finished-with-failures", "cancelled", "interrupted", "failed", "died")
 #: A job still "starting" this long after it was written, with no live process, is dead.
 START_GRACE_S = 120.0
+#: A process this young whose command line does not name the job yet may still be between fork and exec.
+EXEC_GRACE_S = 10.0
 
 
 def jobs_dir() -> Path:
@@ -164,10 +166,13 @@ def _alive(pid: int | None, job_id: str) -> bool:
     """Say whether ``pid`` is a live (not zombie) process running this job."""
     if not pid:
         return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own finished child, if it is one
-        if done == pid:
-            return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it if it finished
+    except (ChildProcessError, OSError):
+        pass  # not our child (another app session or CLI started it): look at /proc below
+    else:
+        # (0, 0): our child and still running, possibly between fork and exec, when its cmdline is still ours
+        return done != pid
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -181,8 +186,20 @@ def _alive(pid: int | None, job_id: str) -> bool:
             cmdline = (proc / "cmdline").read_bytes().decode("utf-8", "replace")
         except OSError:
             return False
-        return state not in ("Z", "X") and job_id in cmdline
+        if state in ("Z", "X"):
+            return False
+        return job_id in cmdline or _younger_than(proc, EXEC_GRACE_S)  # young: may not have exec'd yet
     return True
+
+
+def _younger_than(proc: Path, seconds: float) -> bool:
+    """Say whether the process at ``/proc/PID`` started less than ``seconds`` ago."""
+    try:
+        start_ticks = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK") < seconds
 
 
 def _check_dead(path: Path, data: dict[str, Any]) -> dict[str, Any]:

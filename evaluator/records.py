@@ -81,7 +81,7 @@ class ItemRecord:
 
     @property
     def correct(self) -> bool:
-        """acc correctness."""
+        """Whether the acc prediction is right."""
         return self.pred == self.gold
 
 

@@ -103,9 +103,8 @@ def load(resolved: ResolvedModel, variant: Composite, device: str = "cpu") -> Lo
     model.eval()
     model = variant.apply(model, info)
     model.eval()
-    if spec.kind == "causal-lm":
-        if tok.pad_token_id is None:
-            tok.pad_token = tok.eos_token
+    if spec.kind == "causal-lm" and tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
     pooling = _pooling_mode(loc) if spec.kind == "encoder" else "last"
     return LoadedModel(spec.name, spec.kind, model, tok, device, variant, pooling)
 

@@ -357,6 +357,22 @@ def test_run_page_cancel_button(home, tmp_path, app):
     assert any("Run cancelled" in i.value for i in at.info)
 
 
+def test_child_between_fork_and_exec_is_alive():
+    """A just-forked child still carries its parent's command line; it must not be taken for dead (CI race)."""
+    from evaluator.jobs import _alive
+
+    pid = os.fork()
+    if pid == 0:  # the child: never exec, like a Popen child in the instant before exec
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert _alive(pid, "20990101-000000-abcdef")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert not _alive(pid, "20990101-000000-abcdef")
+
+
 def test_killed_job_is_reported_dead(home, tmp_path):
     from evaluator.jobs import get_job, start_job
 

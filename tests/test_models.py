@@ -30,7 +30,8 @@ def _yaml(tmp: Path, text: str) -> Path:
 @pytest.mark.parametrize(("text", "field", "line"), [
     ("models:\n  - name: a\n    kind: decoder\n    hub: x/y\n", "kind", 2),
     ("models:\n  - name: a\n    kind: encoder\n", "hub", 2),
-    ("models:\n  - name: a\n    kind: encoder\n    hub: x/y\n    trust_remote_code: yes please\n", "trust_remote_code", 2),
+    ("models:\n  - name: a\n    kind: encoder\n    hub: x/y\n    trust_remote_code: yes please\n",
+     "trust_remote_code", 2),
     ("models:\n  - name: a\n    kind: encoder\n    hubb: x/y\n", "hubb", 2),
     ("models:\n  - name: a\n    kind: encoder\n    hub: x\n  - name: a\n    kind: encoder\n    hub: y\n", "name", 5),
     ("models:\n  - name: a\n    kind: encoder\n    offline:\n      packages: [p]\n      assembly: folder\n"

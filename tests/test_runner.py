@@ -53,7 +53,8 @@ def test_bf16_variant_really_loads_bf16(small_run):
 
 def test_same_run_again_reuses_every_cell(small_run, capsys):
     cfg = RunConfig(suites=("finance",), models=("minilm-l6", "smollm2-135m"), variants=("fp32", "bf16"), limit=6,
-                    repeats=1, batch_size=8, store=str(Path(small_run.store_path)), models_file=str(ROOT / "models.yaml"))
+                    repeats=1, batch_size=8, store=str(Path(small_run.store_path)),
+                    models_file=str(ROOT / "models.yaml"))
     again = run(cfg)
     assert len(again.cells) == 8 and all(c.reused for c in again.cells)
     first = {(c.task, c.model, c.variant): c.accuracy for c in small_run.cells if c.suite == "finance"}

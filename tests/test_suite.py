@@ -86,7 +86,8 @@ def test_bad_items_name_file_line_field(tmp_path, row, line, field, fragment):
 
 
 def test_duplicate_id_names_both_lines(tmp_path):
-    _write_suite(tmp_path, GOOD, ['{"id": "a", "text": "x", "label": "pos"}', '{"id": "a", "text": "y", "label": "neg"}'])
+    _write_suite(tmp_path, GOOD, ['{"id": "a", "text": "x", "label": "pos"}',
+                                  '{"id": "a", "text": "y", "label": "neg"}'])
     with pytest.raises(ValidationError, match=r"line 2.*duplicate id \(first on line 1\)"):
         load_suite(str(tmp_path))
 

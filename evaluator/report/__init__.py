@@ -48,7 +48,8 @@ def results_dict(result: RunResult, tolerance_pts: float = 2.0) -> dict[str, Any
     return {
         "schema": "frugal.results", "schema_version": SCHEMA_VERSION, "run_id": result.run_id,
         "status": result.status, "environment": result.environment, "meter": result.meter,
-        "units": {"energy": "J", "duration": "s", "size": "MB", "carbon": "gCO2e (derived: kWh x grid intensity x PUE)"},
+        "units": {"energy": "J", "duration": "s", "size": "MB",
+                  "carbon": "gCO2e (derived: kWh x grid intensity x PUE)"},
         "cells": cells, "frontiers": fronts,
     }
 
