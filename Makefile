@@ -12,17 +12,21 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup models test-models chromium demo app test test-all bench lint clean
+.PHONY: setup models test-models chromium demo app test test-all bench lint lock clean
 
 setup: $(STAMP)
 
 # torch is pinned to the CPU build that lies on disk (a plain `torch` would pull a multi-GB CUDA build).
-$(STAMP): pyproject.toml
+# requirements.lock pins every other package to the versions tested (constraints; `make lock` refreshes it).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,codecarbon,browser-tests]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,codecarbon,browser-tests]'
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(PY) tools/lock.py
 
 models: $(STAMP)
 	$(FRUGAL) models pull
@@ -52,7 +56,7 @@ bench: models
 	$(PY) bench/grid.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check evaluator tests bench app.py app_pages
+	$(VENV)/bin/ruff check evaluator tests bench tools app.py app_pages
 
 clean:
 	rm -rf out test-output

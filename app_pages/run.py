@@ -379,6 +379,14 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     m2.metric("Items per task", int(limit) if limit else "all")
     m3.metric("Estimated time", _fmt_secs(est), help="Rough: from earlier runs of the same model and "
               "variant in this store when there are some, else defaults for a small CPU.")
+    remote = [m for m in models if reg.get(m, {}).get("trust_remote_code")]
+    if remote:
+        st.warning(f"{', '.join(remote)}: models.yaml sets `trust_remote_code: true`, so loading runs Python code "
+                   "that ships with the model. Only run it if you trust its source.", icon=":material/gpp_maybe:")
+    pickled = [m for m in models if reg.get(m, {}).get("allow_pickle")]
+    if pickled:
+        st.warning(f"{', '.join(pickled)}: models.yaml sets `allow_pickle: true`; pickle weight files can run code "
+                   "when loaded. Prefer safetensors.", icon=":material/gpp_maybe:")
     missing = missing_models(tuple(models), status)
     if missing:
         st.warning(f"Not pulled yet: {', '.join(missing)}. Their cells would fail with 'model not available'; "

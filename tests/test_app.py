@@ -140,6 +140,28 @@ def test_run_page_grid_size_follows_widgets(app):
     assert any(b.label.endswith("Start the run") and not b.disabled for b in at.button)
 
 
+def test_run_page_warns_about_remote_code_and_pickle(app, tmp_path, monkeypatch):
+    models = tmp_path / "models.yaml"
+    models.write_text((ROOT / "models.yaml").read_text() + """
+  - name: remote-thing
+    family: test
+    kind: causal-lm
+    hub: someone/remote-thing
+    trust_remote_code: true
+    allow_pickle: true
+""")
+    monkeypatch.setenv("FRUGAL_MODELS", str(models))
+    at = app()
+    assert_clean(at)
+    at.multiselect(key="models").set_value(["minilm-l6"])
+    at.run()
+    assert not any("trust_remote_code" in w.value for w in at.warning)
+    at.multiselect(key="models").set_value(["minilm-l6", "remote-thing"])
+    at.run()
+    assert any("remote-thing" in w.value and "trust_remote_code: true" in w.value for w in at.warning)
+    assert any("remote-thing" in w.value and "allow_pickle: true" in w.value for w in at.warning)
+
+
 def test_run_page_quick_demo_refuses_missing_model(app, home, tmp_path):
     (home / "models").unlink()  # an empty model cache: nothing pulled
     (home / "models").mkdir()
