@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup models test-models chromium demo app test test-all bench lint lock clean
+.PHONY: setup models test-models chromium demo app test test-all bench bench-all lint lock clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,9 @@ test-all: models chromium
 
 bench: models
 	$(PY) bench/grid.py
+
+bench-all: models
+	bash bench/run_all.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check evaluator tests bench tools app.py app_pages

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from evaluator.config import DEFAULT_MODELS, RunConfig  # noqa: E402
-from evaluator.pareto import recommend  # noqa: E402
+from evaluator.pareto import recommend, suite_points  # noqa: E402
 from evaluator.runner import environment, run  # noqa: E402
 
 
@@ -32,41 +33,63 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--suites", nargs="+", default=["finance", "health", "climate"])
     ap.add_argument("--out", default="bench/out/grid.md")
+    ap.add_argument("--exclude", nargs="*", default=[], metavar="MODEL:VARIANT",
+                    help="leave these (model, variant) pairs out (each model runs as its own run() call)")
     args = ap.parse_args()
     store = Path(tempfile.mkdtemp()) / "bench.sqlite"
-    cfg = RunConfig(suites=tuple(args.suites), models=tuple(args.models), variants=tuple(args.variants),
-                    limit=args.limit, repeats=args.repeats, store=str(store), idle_s=0)
+    excluded = {tuple(x.split(":", 1)) for x in args.exclude}
+    cfgs = []
+    for m in args.models:
+        vs = tuple(v for v in args.variants if (m, v) not in excluded)
+        if vs:
+            cfgs.append(RunConfig(suites=tuple(args.suites), models=(m,), variants=vs, limit=args.limit,
+                                  repeats=args.repeats, store=str(store), idle_s=0))
+    cfg = cfgs[0]
     t0 = time.perf_counter()
-    res = run(cfg, on_event=lambda e: print(e, file=sys.stderr, flush=True) if e["type"] != "load" else None)
+    results = [run(c, on_event=lambda e: print(e, file=sys.stderr, flush=True) if e["type"] != "load" else None)
+               for c in cfgs]
     wall = time.perf_counter() - t0
     t1 = time.perf_counter()
-    again = run(cfg)
+    again = [run(c) for c in cfgs]
     cached = time.perf_counter() - t1
-    assert all(c.reused for c in again.cells if c.status == "ok")
+    assert all(c.reused for r in again for c in r.cells if c.status == "ok")
+    # the same, as a user types it: the CLI, a fresh interpreter (imports included), first model's run
+    c0 = cfgs[0]
+    cli = [sys.executable, "-m", "evaluator.cli", "run", "--store", str(store), "--repeats", str(args.repeats),
+           "--idle-s", "0", *sum((["--suite", x] for x in c0.suites), []),
+           *sum((["--model", x] for x in c0.models), []), *sum((["--variant", x] for x in c0.variants), []),
+           *(["--limit", str(args.limit)] if args.limit else [])]
+    t2 = time.perf_counter()
+    proc = subprocess.run(cli, capture_output=True, text=True)
+    cli_cached = time.perf_counter() - t2
+    assert proc.returncode == 0 and "reused" in (proc.stdout + proc.stderr), proc.stderr[-2000:]
+    cells = [c for r in results for c in r.cells]
+    failed = [c for c in cells if c.status != "ok"]
 
     per: dict[tuple[str, str], list] = defaultdict(list)
-    for c in res.cells:
+    for c in cells:
         per[(c.model, c.variant)].append(c)
     env = environment(cfg.threads or os.cpu_count() or 1, "cpu")
     lines = [
         f"Machine: {env['cpu_model']}, {env['cpu_count']} cores, torch {env['torch']}, transformers "
-        f"{env['transformers']}, {env['date']}. Command: `python bench/grid.py"
-        + (f" --limit {args.limit}" if args.limit else "") + f" --repeats {args.repeats}`.",
+        f"{env['transformers']}, {env['date']}. Command: `python bench/grid.py {' '.join(sys.argv[1:])}`.",
         "",
-        f"- Grid: {len(args.suites)} suites x {len(args.models)} models x {len(args.variants)} variants = "
-        f"{len(res.cells)} cells, {sum(c.n_items for c in res.cells)} scored items per pass; "
-        f"{len(res.failed)} failed.",
+        f"- Grid: {len(args.suites)} suites x {len(args.models)} models x {len(args.variants)} variants"
+        + (f" minus {len(excluded)} excluded pair(s)" if excluded else "") + f" = {len(cells)} cells, "
+        f"{sum(c.n_items for c in cells)} scored items per pass; {len(failed)} failed.",
         f"- Wall time, cold store: **{wall:.0f} s** (includes model loads); re-run with every cell cached: "
-        f"**{cached:.1f} s**.",
+        f"**{cached:.1f} s** in-process; `frugal run` for {cfgs[0].models[0]}'s cells from a fresh interpreter "
+        f"(imports included), all reused: **{cli_cached:.1f} s**.",
         "- Energy: estimate (no RAPL/NVML on this machine): process CPU time x W/core.",
         "",
-        "| model | variant | items | scoring s | items/s | J / 1k items (est.) | mean acc | peak RSS MB | load s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | variant | items | scoring s | items/s | J / 1k items (est.) | mean acc | size MB | peak RSS MB "
+        "| load s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (model, variant), cs in per.items():
         ok = [c for c in cs if c.status == "ok"]
         if not ok:
-            lines.append(f"| {model} | {variant} | failed: {cs[0].error[:80]} | | | | | | |")
+            lines.append(f"| {model} | {variant} | failed: {(cs[0].error or '')[:80]} | | | | | | | |")
             continue
         n = sum(c.n_items for c in ok)
         dur = sum(c.duration_s for c in ok)
@@ -74,9 +97,9 @@ def main() -> int:
         acc = sum(c.accuracy for c in ok) / len(ok)
         peak = max(c.peak_rss_mb or 0 for c in ok)
         lines.append(f"| {model} | {variant} | {n} | {dur:.1f} | {n / dur:.1f} | {energy / n * 1000:.0f} | "
-                     f"{acc:.3f} | {peak:.0f} | {ok[0].load_s:.1f} |")
+                     f"{acc:.3f} | {ok[0].size_mb or 0:.0f} | {peak:.0f} | {ok[0].load_s:.1f} |")
     lines += ["", "Recommendations (tolerance 2 points):", ""]
-    for suite, pts in res.frontiers.items():
+    for suite, pts in suite_points(cells).items():
         rec = recommend(pts, 2.0)
         lines.append(f"- **{suite}**: {rec.text if rec else 'no complete points'}")
     out = Path(args.out)
