@@ -213,12 +213,19 @@ def resolve(spec: ModelSpec, home: Path | None = None) -> ResolvedModel:
     raise ModelNotAvailable(f"model {spec.name!r} is not in the local cache ({cdir}) and {why}: {hint}.")
 
 
+#: Small files (configs, tokenizers) are hashed by content; weights by size and nanosecond mtime (hashing
+#: gigabytes on every run would cost more than the cells it saves).
+_HASH_CONTENT_BELOW = 32 * 1024 * 1024
+
+
 def _folder_fingerprint(p: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(p.rglob("*")):
-        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".gguf", ".pt"):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".gguf", ".pt", ".txt", ".model"):
             st = f.stat()
-            h.update(f"{f.relative_to(p)}:{st.st_size}:{int(st.st_mtime)}".encode())
+            h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+            if st.st_size < _HASH_CONTENT_BELOW:
+                h.update(hashlib.sha256(f.read_bytes()).digest())
     return "path:" + h.hexdigest()[:16]
 
 

@@ -3,11 +3,14 @@
 Per cell (task x model x variant): prepare outside the window (tokenise; train the encoder probe),
 warm up on one batch, then measure ``repeats`` windows, each repeating the scoring pass until the
 meter's minimum window is reached. Accuracy comes from the first pass; later passes must agree
-(``deterministic``). A failing cell is stored as failed with its reason; the grid goes on.
+(``deterministic``). A failing cell is stored as failed with its reason (load failed, out of memory,
+non-finite outputs (NaN/inf), ...); the grid goes on. Each cell is committed when done, so a run killed
+at any point resumes by running it again: finished cells are reused from the store.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import json
@@ -193,8 +196,13 @@ class _CellContext:
 
 
 def cell_key(config: RunConfig, fingerprint: str, variant: Composite, task: Task, meter: Meter, device: str,
-             threads: int) -> str:
-    """Same weights, variant, task data, scoring and measurement setup -> same key -> reusable."""
+             threads: int, model: str | None = None) -> str:
+    """Same weights, variant, task data, scoring and measurement setup -> same key -> reusable.
+
+    ``model`` (name and folder of a model given by a local path) joins the key when the weights fingerprint
+    alone cannot tell two models apart: a folder's fingerprint is file sizes and times, which two folders
+    sharing weights (links) but not config.json can have in common.
+    """
     from evaluator.meters.estimate import cpu_model
 
     payload = {"schema": SCHEMA_VERSION, "weights": fingerprint, "variant": variant.record(),
@@ -202,6 +210,8 @@ def cell_key(config: RunConfig, fingerprint: str, variant: Composite, task: Task
                "encoder_method": config.encoder_method, "meter": meter.name, "device": device,
                "threads": threads, "cpu": cpu_model(), "watts_per_core": config.watts_per_core,
                "pue": config.pue, "grid": config.grid_intensity, "country": config.country}
+    if model is not None:
+        payload["model"] = model
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -218,8 +228,9 @@ def _run_model_variant(ctx: _CellContext, the_plan: Plan, spec: ModelSpec, varia
         for t in tasks:
             _store_failed(ctx, t, base, f"model not available: {exc}", "")
         return
+    local = f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None
     keys = {(t.suite, t.name): cell_key(ctx.config, fingerprint, variant, t, ctx.meter, ctx.device,
-                                        torch.get_num_threads()) for t in tasks}
+                                        torch.get_num_threads(), local) for t in tasks}
     todo = []
     for t in tasks:
         hit = None if ctx.config.force else ctx.store.find_reusable(keys[(t.suite, t.name)])
@@ -234,18 +245,21 @@ def _run_model_variant(ctx: _CellContext, the_plan: Plan, spec: ModelSpec, varia
         return
     ctx.emit({"type": "load", **base})
     t0 = time.perf_counter()
+    lm, failure = None, "load failed"
     try:
         from evaluator.scoring import load
 
         lm = load(resolved, variant, ctx.device)
     except (VariantNotApplicable, FrugalError) as exc:
+        failure = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any load failure (MemoryError too) becomes a failed cell
+        failure = f"load failed: {_describe(exc)}"
+    if lm is None:
+        # Out of the except block, the failed load's traceback (whose frames hold the half-built model) is
+        # gone: collect it so the memory is back before the store is written and the next model loads.
+        gc.collect()
         for t in todo:
-            _store_failed(ctx, t, base, str(exc), keys[(t.suite, t.name)])
-        return
-    except Exception as exc:  # noqa: BLE001 - any load failure becomes a failed cell, the grid goes on
-        msg = _describe(exc)
-        for t in todo:
-            _store_failed(ctx, t, base, f"load failed: {msg}", keys[(t.suite, t.name)])
+            _store_failed(ctx, t, base, failure, keys[(t.suite, t.name)])
         return
     load_s = time.perf_counter() - t0
     footprint = _footprint(lm.model)
@@ -253,23 +267,54 @@ def _run_model_variant(ctx: _CellContext, the_plan: Plan, spec: ModelSpec, varia
         for t in todo:
             if cancel is not None and cancel.is_set():
                 return
+            key, error = keys[(t.suite, t.name)], None
             try:
-                cell, items = _measure(ctx, lm, t, variant, keys[(t.suite, t.name)], load_s, footprint)
+                cell, items = _measure(ctx, lm, t, variant, key, load_s, footprint)
                 ctx.store.add_cell(ctx.run_id, cell, items)
-                ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **base, "status": "ok",
-                          "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method})
             except Exception as exc:  # noqa: BLE001 - one failed cell never loses the others
-                _store_failed(ctx, t, base, _describe(exc), keys[(t.suite, t.name)])
+                error = _describe(exc)
+            if error is not None:
+                gc.collect()  # free what the failed pass allocated (its traceback is gone) before writing
+                _store_failed(ctx, t, base, error, key)
+                continue
+            ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **base, "status": "ok",
+                      "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method})
     finally:
         del lm
         gc.collect()
 
 
-def _describe(exc: BaseException) -> str:
+#: Messages of allocation failures that libraries raise as RuntimeError/OSError rather than MemoryError
+#: (torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory"; mmap/ENOMEM: "Cannot allocate memory").
+_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
+                "std::bad_alloc", "failed to allocate")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """Say whether ``exc`` (or an exception it was raised from) is an allocation failure."""
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return f"out of memory: {exc}".strip()
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, torch.OutOfMemoryError | MemoryError):
+            return True
+        if isinstance(e, OSError) and e.errno == errno.ENOMEM:
+            return True
+        if isinstance(e, RuntimeError | OSError) and any(m in str(e).lower() for m in _OOM_MARKERS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    from evaluator.scoring import NonFiniteOutputs
+
+    if isinstance(exc, NonFiniteOutputs):
+        return str(exc)
+    if _is_oom(exc):
+        return f"out of memory ({type(exc).__name__}): {' '.join(str(exc).split())}".strip()
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
@@ -320,7 +365,7 @@ def _peak_rss_mb() -> float | None:
 def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: str, load_s: float,
              footprint: dict[str, Any]) -> tuple[CellResult, list[ItemRecord]]:
     from evaluator.carbon import gco2e
-    from evaluator.scoring import encode_requests, prepare_encoder, score_causal, score_encoder
+    from evaluator.scoring import check_finite, encode_requests, prepare_encoder, score_causal, score_encoder
 
     cfg = ctx.config
     items = task.select(cfg.limit)
@@ -343,6 +388,8 @@ def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: st
     warm()
     _reset_peak_rss()
     energies, durations, cpu_times, passes = [], [], [], 1
+    comp_sum: dict[str, float] = {}
+    unstable: list[str] = []
     first, deterministic, last_m = None, True, None
     for r in range(cfg.repeats):
         ctx.meter.begin(f"{task.suite}/{task.name}:{r}")
@@ -350,6 +397,7 @@ def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: st
         n = 0
         while True:
             scores = score()
+            check_finite([x for s in scores for x in s.scores], "scores")  # never score NaN/inf silently
             n += 1
             if time.perf_counter() - t_start >= ctx.meter.min_window_s:
                 break
@@ -363,6 +411,10 @@ def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: st
         energies.append((m.energy_j or 0.0) / n)
         durations.append(m.duration_s / n)
         cpu_times.append(m.cpu_time_s / n)
+        for k, v in dict(m.components_j).items():  # per pass, averaged over the repeats below
+            comp_sum[k] = comp_sum.get(k, 0.0) + v / n
+        if not m.is_stable:
+            unstable.append(m.unstable_reason or f"repeat {r} unstable")
     assert first is not None and last_m is not None
     preds, golds = [s.pred for s in first], [s.gold for s in first]
     n_items = len(first)
@@ -377,7 +429,7 @@ def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: st
     e_mean, e_lo, e_hi = mean_ci(energies)
     d_mean, d_lo, d_hi = mean_ci(durations)
     active = max(0.0, e_mean - ctx.idle_w * d_mean)
-    comp = {k: v / passes for k, v in dict(last_m.components_j).items()}
+    comp = {k: v / cfg.repeats for k, v in comp_sum.items()}
     cell = CellResult(
         suite=task.suite, task=task.name, model=lm.name, variant=variant.name, status="ok",
         n_items=n_items, n_correct=n_correct, accuracy=acc, accuracy_ci_low=lo, accuracy_ci_high=hi,
@@ -385,7 +437,7 @@ def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: st
         energy_ci_high=e_hi, energy_j_per_item=e_mean / n_items, energy_j_per_1k=e_mean / n_items * 1000,
         energy_j_per_correct=(e_mean / n_correct) if n_correct else None,
         energy_method=last_m.energy_method, is_estimate=last_m.is_estimate, energy_components_j=comp,
-        energy_is_stable=last_m.is_stable, energy_unstable_reason=last_m.unstable_reason,
+        energy_is_stable=not unstable, energy_unstable_reason="; ".join(dict.fromkeys(unstable)) or None,
         gco2e=gco2e(e_mean, ctx.g_per_kwh, cfg.pue), duration_s=d_mean, duration_ci_low=d_lo,
         duration_ci_high=d_hi, cpu_time_s=statistics.fmean(cpu_times), passes_per_window=passes,
         repeats=cfg.repeats, deterministic=deterministic if cfg.repeats > 1 else None,

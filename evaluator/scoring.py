@@ -25,6 +25,20 @@ from evaluator.suite import Item, Task
 from evaluator.variants import Composite, ModelInfo
 
 
+class NonFiniteOutputs(FloatingPointError):
+    """The model produced NaN or inf (embeddings or log-probabilities): the cell fails, it is never scored."""
+
+    def __init__(self, what: str) -> None:
+        """``what``: which outputs were not finite, e.g. 'embeddings'."""
+        super().__init__(f"non-finite outputs (NaN/inf): the model produced non-finite {what}")
+
+
+def check_finite(values: Sequence[float], what: str) -> None:
+    """Raise NonFiniteOutputs when any value is NaN or +/-inf."""
+    if not all(math.isfinite(v) for v in values):
+        raise NonFiniteOutputs(what)
+
+
 @dataclass
 class LoadedModel:
     """A model ready to score: weights with the variant applied, tokenizer, device."""
@@ -195,11 +209,12 @@ def _loglik_batch(lm: LoadedModel, reqs: list[_Request]) -> list[list[float]]:
                 logits_to_keep=1)
     first = torch.log_softmax(res.logits[:, -1, :].float(), dim=-1)
     if torch.isnan(first).any():
-        raise FloatingPointError("the model produced NaN log-probabilities")
+        raise NonFiniteOutputs("log-probabilities")
     lls = [[float(first[b, c[0]]) for c in r.continuations] for b, r in enumerate(reqs)]
     # Choices longer than one token: run their tokens (all but the last) on the expanded cache.
     rows = [(b, k) for b, r in enumerate(reqs) for k, c in enumerate(r.continuations) if len(c) > 1]
     if not rows:
+        check_finite([x for ll in lls for x in ll], "log-probabilities")
         return lls
     lc = max(len(reqs[b].continuations[k]) - 1 for b, k in rows)
     cids = torch.full((len(rows), lc), pad, dtype=torch.long)
@@ -220,6 +235,7 @@ def _loglik_batch(lm: LoadedModel, reqs: list[_Request]) -> list[list[float]]:
         targets = reqs[b].continuations[k][1:]
         tgt = torch.tensor(targets, device=logp.device)
         lls[b][k] += float(logp[j, torch.arange(len(targets), device=logp.device), tgt].sum())
+    check_finite([x for ll in lls for x in ll], "log-probabilities")
     return lls
 
 
@@ -261,9 +277,9 @@ def embed(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32) -> Any:
             else:
                 m = enc["attention_mask"].unsqueeze(-1).float()
                 vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            if not torch.isfinite(vec).all():  # before normalising, which would turn inf into NaN
+                raise NonFiniteOutputs("embeddings")
             vec = torch.nn.functional.normalize(vec, dim=-1).cpu()
-            if torch.isnan(vec).any():
-                raise FloatingPointError("the model produced NaN embeddings")
             for row, i in enumerate(idx):
                 chunks[i] = vec[row]
     return torch.stack([chunks[i] for i in range(len(texts))]) if texts else torch.zeros(0)

@@ -58,6 +58,25 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 
+#: How long a statement waits for another connection's lock before SQLite answers SQLITE_BUSY.
+BUSY_TIMEOUT_MS = 60_000
+#: Extra attempts at BEGIN IMMEDIATE / COMMIT when SQLite answers SQLITE_BUSY anyway.
+BUSY_RETRIES = 20
+
+
+def _retry_busy(db: sqlite3.Connection, sql: str) -> None:
+    """Execute ``sql`` (BEGIN IMMEDIATE or COMMIT), retrying with a growing pause while the database is busy."""
+    for attempt in range(BUSY_RETRIES):
+        try:
+            db.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or attempt == BUSY_RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def now_iso() -> str:
     """UTC timestamp, seconds precision."""
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -81,10 +100,10 @@ class Store:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=60000")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode=WAL")  # persistent; a no-op once the file is in WAL mode
             db.execute("PRAGMA foreign_keys=ON")
             db.row_factory = sqlite3.Row
             yield db
@@ -93,21 +112,20 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        for attempt in range(20):
+        """One short write transaction: BEGIN IMMEDIATE, the body once, COMMIT (or ROLLBACK on any error).
+
+        Waiting for another process's write lock is SQLite's busy handler (``busy_timeout``); when SQLite
+        still answers SQLITE_BUSY, BEGIN and COMMIT are retried here. The body itself is never re-run.
+        """
+        with self._connect() as db:
+            _retry_busy(db, "BEGIN IMMEDIATE")
             try:
-                with self._connect() as db:
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield db
-                        db.execute("COMMIT")
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        raise
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 19:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+                yield db
+                _retry_busy(db, "COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     # ----------------------------------------------------------------------------------- runs
     def create_run(self, config: dict[str, Any], planned_cells: int, environment: dict[str, Any],

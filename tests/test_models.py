@@ -94,3 +94,17 @@ def test_explicit_path_wins_over_cache(tmp_path, pulled):
     p = _yaml(tmp_path, f"models:\n  - name: minilm-l6\n    kind: encoder\n    path: {cached.location}\n    hub: x/y\n")
     r = resolve(load_registry(p)["minilm-l6"])
     assert r.origin == "path" and r.fingerprint.startswith("path:")
+
+
+def test_local_folder_fingerprint_sees_a_same_size_same_second_edit(tmp_path):
+    import os
+
+    from evaluator.models import _folder_fingerprint
+
+    (tmp_path / "config.json").write_text('{"hidden_size": 384}')
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 64)
+    st = (tmp_path / "config.json").stat()
+    before = _folder_fingerprint(tmp_path)
+    (tmp_path / "config.json").write_text('{"hidden_size": 768}')  # same size
+    os.utime(tmp_path / "config.json", ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime
+    assert _folder_fingerprint(tmp_path) != before
