@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator import __version__
-from evaluator.config import Gates, RunConfig, load_config
+from evaluator.config import Gates, RunConfig, check_references, load_config
 from evaluator.errors import FrugalError, ValidationError
 
 
@@ -71,14 +71,11 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                  if getattr(args, k) is not None}
     if args.require_on_frontier:
         gate_over["require_on_frontier"] = tuple(args.require_on_frontier)
-    base = load_config(args.config) if args.config else RunConfig()
-    if gate_over:
-        from dataclasses import asdict
-
-        over["gates"] = Gates(**{**asdict(base.gates), **gate_over})
-    from dataclasses import replace
-
-    return replace(base, **over).validate(args.config or "command line")
+    if args.config:  # errors name the file, line and field (or the command line, for a flag)
+        return load_config(args.config, gate_overrides=gate_over, **over)
+    config = RunConfig(**over, gates=Gates(**gate_over)).validate("command line")
+    check_references(config, "command line")
+    return config
 
 
 class _Progress:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from evaluator.errors import ValidationError, close_matches
-from evaluator.yamlio import line_of, load_yaml
+from evaluator.yamlio import key_line, load_yaml
 
 DEFAULT_SUITES = ("finance", "health", "climate")
 DEFAULT_MODELS = ("minilm-l6", "mpnet-base", "smollm2-135m", "gemma3-270m", "qwen2.5-0.5b", "qwen2.5-1.5b")
@@ -27,6 +27,35 @@ class Gates:
     def any(self) -> bool:
         """True when at least one gate is set."""
         return any(v not in (None, ()) for v in asdict(self).values())
+
+    def check(self, bad: Any) -> None:
+        """Raise ``bad(field, message)`` on a gate that can never work."""
+        import math
+
+        for name in ("max_accuracy_drop", "min_accuracy", "max_energy_per_1k"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not math.isfinite(value)):
+                raise bad(f"gates.{name}", "must be a finite number")
+        if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
+            raise bad("gates.min_accuracy", "must be between 0 and 1")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise bad("gates.max_accuracy_drop", "must be >= 0 points")
+        if self.max_energy_per_1k is not None and self.max_energy_per_1k < 0:
+            raise bad("gates.max_energy_per_1k", "must be >= 0 J")
+        if self.max_accuracy_drop is not None and not self.baseline:
+            raise bad("gates.max_accuracy_drop", "needs a baseline MODEL:VARIANT")
+        if self.baseline is not None and not _is_ref(self.baseline):
+            raise bad("gates.baseline", f"{self.baseline!r} must be MODEL:VARIANT")
+        if not isinstance(self.require_on_frontier, tuple | list):
+            raise bad("gates.require_on_frontier", "must be a list of MODEL:VARIANT")
+        for ref in self.require_on_frontier:
+            if not _is_ref(ref):
+                raise bad("gates.require_on_frontier", f"{ref!r} must be MODEL:VARIANT")
+
+
+def _is_ref(ref: Any) -> bool:
+    return isinstance(ref, str) and ":" in ref and "\x00" not in ref and all(p.strip() for p in ref.split(":", 1))
 
 
 @dataclass(frozen=True)
@@ -56,16 +85,35 @@ class RunConfig:
     gates: Gates = field(default_factory=Gates)
 
     def validate(self, source: str = "run config") -> RunConfig:
-        """Raise ValidationError on values that can never work."""
+        """Raise ValidationError on values that can never work (names the field)."""
+        import math
+
+        from evaluator.carbon import grid_intensity
+        from evaluator.errors import FrugalError
+        from evaluator.meters import METERS
+
         def bad(fld: str, msg: str) -> ValidationError:
             return ValidationError(msg, file=source, field=fld)
 
-        if not self.suites:
-            raise bad("suites", "at least one suite is needed")
-        if not self.models:
-            raise bad("models", "at least one model is needed")
-        if not self.variants:
-            raise bad("variants", "at least one variant is needed")
+        for name in ("suites", "models", "variants"):
+            values = getattr(self, name)
+            if not values:
+                raise bad(name, f"at least one {name[:-1]} is needed")
+            if not all(isinstance(v, str) and v.strip() and "\x00" not in v for v in values):
+                raise bad(name, "must be a list of non-empty names")
+        for name in ("limit", "repeats", "batch_size", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise bad(name, "must be a whole number")
+        for name in ("watts_per_core", "idle_s", "grid_intensity", "pue", "tolerance_pts"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not math.isfinite(value)):
+                raise bad(name, "must be a finite number")
+        for name in ("device", "meter", "encoder_method", "country", "models_file", "store", "out"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or "\x00" in value):
+                raise bad(name, "must be text without NUL characters")
         if self.limit is not None and self.limit < 1:
             raise bad("limit", "must be a positive number of items")
         if not 1 <= self.repeats <= 100:
@@ -78,15 +126,21 @@ class RunConfig:
             raise bad("device", "must be auto, cpu or cuda")
         if self.encoder_method not in ("auto", "zero-shot", "probe"):
             raise bad("encoder_method", "must be auto, zero-shot or probe")
+        if self.meter not in METERS:
+            raise bad("meter", f"unknown meter {self.meter!r}.{close_matches(self.meter, tuple(METERS))}")
+        if self.watts_per_core is not None and not 0 < self.watts_per_core <= 1000:
+            raise bad("watts_per_core", "must be more than 0 and at most 1000 W")
         if self.pue < 1.0:
             raise bad("pue", "a PUE is >= 1.0")
-        if self.idle_s < 0:
-            raise bad("idle_s", "must be >= 0")
-        if self.gates.max_accuracy_drop is not None and not self.gates.baseline:
-            raise bad("max_accuracy_drop", "needs a baseline MODEL:VARIANT")
-        for ref in (*self.gates.require_on_frontier, *([self.gates.baseline] if self.gates.baseline else [])):
-            if ":" not in ref:
-                raise bad("gates", f"{ref!r} must be MODEL:VARIANT")
+        if not 0 <= self.idle_s <= 3600:
+            raise bad("idle_s", "must be between 0 and 3600 seconds")
+        if self.tolerance_pts < 0:
+            raise bad("tolerance_pts", "must be >= 0 points")
+        try:
+            grid_intensity(self.country, self.grid_intensity)
+        except FrugalError as exc:
+            raise bad("grid_intensity" if self.grid_intensity is not None else "country", str(exc)) from None
+        self.gates.check(bad)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,52 +152,128 @@ _LIST_FIELDS = {"suites", "models", "variants"}
 _GATE_FIELDS = {f.name for f in fields(Gates)}
 
 
-def load_config(path: str | Path, **overrides: Any) -> RunConfig:
-    """Read a YAML run config (same fields as RunConfig; gates under 'gates:'); errors name file/line/field."""
+def load_config(path: str | Path, *, gate_overrides: dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
+    """Read a YAML run config (same fields as RunConfig; gates under 'gates:'); errors name file/line/field.
+
+    ``overrides`` (command-line flags) win over the file, gate by gate for ``gate_overrides``; an error in
+    a value that came from the command line names the command line instead of the file.
+    """
     path = Path(path)
-    doc = load_yaml(path) or {}
+    f = str(path)
+    doc = load_yaml(path)
+    if doc is None:
+        raise ValidationError("the run config is empty: expected a mapping of run settings", file=f, line=1)
     if not isinstance(doc, dict):
-        raise ValidationError("expected a mapping of run settings", file=str(path), line=1)
-    names = {f.name for f in fields(RunConfig)}
+        raise ValidationError("expected a mapping of run settings", file=f, line=1)
+    names = {fl.name for fl in fields(RunConfig)}
     kwargs: dict[str, Any] = {}
     for key, value in doc.items():
         if key not in names:
-            raise ValidationError(f"unknown setting.{close_matches(str(key), tuple(names))}", file=str(path),
-                                  line=line_of(doc), field=str(key))
-        kwargs[key] = _coerce(key, value, path, line_of(doc))
-    kwargs.update({k: v for k, v in overrides.items() if v not in (None, (), [])})
+            raise ValidationError(f"unknown setting.{close_matches(str(key), tuple(names))}", file=f,
+                                  line=key_line(doc, key), field=str(key))
+        kwargs[key] = _coerce(key, value, path, key_line(doc, key))
+    flags = {k: v for k, v in overrides.items() if v not in (None, (), [])}
+    kwargs.update(flags)
+    if gate_overrides:
+        kwargs["gates"] = replace(kwargs.get("gates", Gates()), **gate_overrides)
+    config = RunConfig(**kwargs)
+
+    def where(fld: str) -> tuple[str, int | None]:
+        top, _, sub = fld.partition(".")
+        if top in flags or (top == "gates" and sub in (gate_overrides or {})):
+            return "command line", None
+        if top in doc:
+            return f, key_line(doc[top], sub, key_line(doc, top)) if sub else key_line(doc, top)
+        return f, None
+
     try:
-        return RunConfig(**kwargs).validate(str(path))
-    except TypeError as exc:
-        raise ValidationError(str(exc), file=str(path)) from None
+        config.validate(f)
+        check_references(config, f)
+    except ValidationError as exc:
+        if exc.file != f or not exc.field:
+            raise
+        file, line = where(exc.field)
+        raise ValidationError(exc.reason, file=file, line=line, field=exc.field) from None
+    return config
+
+
+def check_references(config: RunConfig, source: str = "run config") -> None:
+    """Check that every suite, model, variant and gate reference resolves; raise ValidationError naming the field.
+
+    Only names are resolved here (no suite data is read and no model is loaded); a models file's own errors
+    name that file, its line and field.
+    """
+    from evaluator.errors import FrugalError
+    from evaluator.models import default_registry_path, get_spec, load_registry
+    from evaluator.suite import find_suite
+    from evaluator.variants import resolve_variant
+
+    def bad(fld: str, msg: str) -> ValidationError:
+        return ValidationError(msg, file=source, field=fld)
+
+    for s in config.suites:
+        try:
+            find_suite(s)
+        except (FrugalError, OSError, ValueError) as exc:
+            raise bad("suites", str(exc)) from None
+    if config.models_file is not None and not Path(config.models_file).is_file():
+        raise bad("models_file", f"file not found: {config.models_file}")
+    registry = load_registry(config.models_file or default_registry_path())
+    specs = []
+    for m in config.models:
+        try:
+            specs.append(get_spec(m, registry))
+        except (FrugalError, OSError, ValueError) as exc:
+            raise bad("models", str(exc)) from None
+    variants = []
+    for v in config.variants:
+        try:
+            variants.append(resolve_variant(v))
+        except FrugalError as exc:
+            raise bad("variants", str(exc)) from None
+    cells = {f"{m.name}:{v.name}" for m in specs for v in variants}
+    for fld, refs in (("gates.baseline", [config.gates.baseline] if config.gates.baseline else []),
+                      ("gates.require_on_frontier", config.gates.require_on_frontier)):
+        for ref in refs:
+            if ref not in cells:
+                raise bad(fld, f"gate refers to {ref!r}, which is not in this run's grid "
+                               f"(models x variants: {', '.join(sorted(cells))})")
 
 
 def _coerce(key: str, value: Any, path: Path, line: int | None) -> Any:
-    def bad(msg: str) -> ValidationError:
-        return ValidationError(msg, file=str(path), line=line, field=key)
+    import math
+
+    def bad(msg: str, fld: str = key, at: int | None = line) -> ValidationError:
+        return ValidationError(msg, file=str(path), line=at, field=fld)
 
     typ = {f.name: f.type for f in fields(RunConfig)}[key]
     if key in _LIST_FIELDS:
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad("must be a list of names")
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise bad("must be a non-empty list of names")
         return tuple(value)
     if key == "gates":
         if not isinstance(value, dict):
             raise bad("must be a mapping of gates")
         for g in value:
             if g not in _GATE_FIELDS:
-                raise ValidationError(f"unknown gate.{close_matches(str(g), tuple(_GATE_FIELDS))}", file=str(path),
-                                      line=line_of(value, line), field=f"gates.{g}")
+                raise bad(f"unknown gate.{close_matches(str(g), tuple(_GATE_FIELDS))}", f"gates.{g}",
+                          key_line(value, g, line))
         g = dict(value)
-        if isinstance(g.get("require_on_frontier"), str):
-            g["require_on_frontier"] = [g["require_on_frontier"]]
-        g["require_on_frontier"] = tuple(g.get("require_on_frontier") or ())
         for num in ("max_accuracy_drop", "min_accuracy", "max_energy_per_1k"):
-            if g.get(num) is not None and (isinstance(g[num], bool) or not isinstance(g[num], int | float)):
-                raise ValidationError("must be a number", file=str(path), line=line_of(value, line),
-                                      field=f"gates.{num}")
+            v = g.get(num)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)):
+                raise bad("must be a finite number", f"gates.{num}", key_line(value, num, line))
+        if g.get("baseline") is not None and not isinstance(g["baseline"], str):
+            raise bad("must be MODEL:VARIANT", "gates.baseline", key_line(value, "baseline", line))
+        ref = g.get("require_on_frontier")
+        if isinstance(ref, str):
+            ref = [ref]
+        if ref is not None and (not isinstance(ref, list) or not all(isinstance(r, str) for r in ref)):
+            raise bad("must be a list of MODEL:VARIANT", "gates.require_on_frontier",
+                      key_line(value, "require_on_frontier", line))
+        g["require_on_frontier"] = tuple(ref or ())
         return Gates(**g)
     if "bool" in str(typ):
         if not isinstance(value, bool):
@@ -158,9 +288,11 @@ def _coerce(key: str, value: Any, path: Path, line: int | None) -> Any:
     if "float" in str(typ):
         if value is None and "None" in str(typ):
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("must be a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise bad("must be a finite number")
         return float(value)
-    if value is not None and not isinstance(value, str):
+    if value is None and "None" in str(typ):
+        return None
+    if not isinstance(value, str):
         raise bad("must be a string")
     return value

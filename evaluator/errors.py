@@ -11,8 +11,8 @@ class ValidationError(FrugalError):
     """Bad input: names the file, the line (or item) and the field."""
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
-        self.file, self.line, self.field, self.reason = file, line, field, message
+                 field: str | None = None, row: int | None = None) -> None:
+        self.file, self.line, self.field, self.row, self.reason = file, line, field, row, message
         where = []
         if file:
             where.append(str(file))
@@ -20,6 +20,8 @@ class ValidationError(FrugalError):
             where.append(f"line {line}")
         if field:
             where.append(f"field '{field}'")
+        if row is not None:
+            where.append(f"row {row}")
         super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
 
 

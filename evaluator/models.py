@@ -29,7 +29,7 @@ from evaluator.yamlio import line_of, load_yaml
 KINDS = ("encoder", "causal-lm")
 ASSEMBLIES = ("folder", "zip-parts", "concat")
 MANIFEST = "frugal-source.json"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def frugal_home() -> Path:
@@ -113,7 +113,7 @@ def _parse_spec(entry: Any, path: Path) -> ModelSpec:
         name = sorted(unknown)[0]
         raise err(f"unknown field.{close_matches(str(name), tuple(_SPEC_FIELDS))}", str(name))
     name = entry.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise err("required: a name of letters, digits, '.', '_' or '-'", "name")
     kind = entry.get("kind")
     if kind not in KINDS:

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.errors import FrugalError, ValidationError, close_matches
-from evaluator.yamlio import line_of, load_yaml
+from evaluator.yamlio import decode_text, key_line, line_of, load_yaml
 
 TASK_TYPES = ("classification", "multiple_choice")
 SPLITS = ("test", "train")
 DIFFICULTIES = ("easy", "medium", "hard")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-FIELD_RE = re.compile(r"\{([^{}]*)\}")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # use fullmatch
 MAX_DATA_BYTES = int(os.environ.get("FRUGAL_MAX_DATA_BYTES", 50_000_000))
 MAX_LINE_CHARS = 100_000
 _REPO_DOMAINS = Path(__file__).resolve().parent.parent / "domains"
@@ -131,13 +130,25 @@ def render(template: str, fields: Mapping[str, Any]) -> str:
 
 
 def template_fields(template: str) -> list[str]:
-    """Field names a template uses (raises ValueError on anything but plain names)."""
-    names = []
-    for m in FIELD_RE.finditer(template.replace("{{", "").replace("}}", "")):
-        name = m.group(1)
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ValueError(f"'{{{name}}}' is not a plain field name")
-        names.append(name)
+    """Field names a template uses, read exactly as :func:`render` reads them.
+
+    Raises ValueError on anything but plain names and on a ``{`` that is never closed.
+    """
+    names, i = [], 0
+    while i < len(template):
+        if template.startswith("{{", i) or template.startswith("}}", i):
+            i += 2
+        elif template[i] == "{":
+            j = template.find("}", i)
+            if j < 0:
+                raise ValueError(f"'{{' at character {i + 1} is never closed; write '{{{{' for a literal brace")
+            name = template[i + 1:j]
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"'{{{name}}}' is not a plain field name")
+            names.append(name)
+            i = j + 1
+        else:
+            i += 1
     return names
 
 
@@ -178,43 +189,58 @@ def load_suite(name_or_path: str) -> Suite:
         raise ValidationError("expected a mapping (name, description, tasks)", file=f, line=1)
     _no_unknown(doc, _SUITE_FIELDS, f)
     name = doc.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValidationError("required: lower-case letters, digits, '-' or '_'", file=f, line=line_of(doc),
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ValidationError("required: lower-case letters, digits, '-' or '_'", file=f, line=key_line(doc, "name"),
                               field="name")
+    description = _text_field(doc, "description", f)
     tasks_doc = doc.get("tasks")
     if not isinstance(tasks_doc, list) or not tasks_doc:
-        raise ValidationError("required: a non-empty list of tasks", file=f, line=line_of(doc), field="tasks")
+        raise ValidationError("required: a non-empty list of tasks", file=f, line=key_line(doc, "tasks"),
+                              field="tasks")
     tasks, seen = [], set()
-    for tdoc in tasks_doc:
-        task = _load_task(tdoc, name, path)
+    for i, tdoc in enumerate(tasks_doc):
+        task = _load_task(tdoc, name, path, i, key_line(doc, "tasks"))
         if task.name in seen:
-            raise ValidationError(f"duplicate task name {task.name!r}", file=f, line=line_of(tdoc), field="name")
+            raise ValidationError(f"duplicate task name {task.name!r}", file=f, line=key_line(tdoc, "name"),
+                                  field="name")
         seen.add(task.name)
         tasks.append(task)
     builtin = path.resolve().parent.parent == BUILTIN_DIR
-    return Suite(name, str(doc.get("description") or ""), str(path), tuple(tasks), builtin)
+    return Suite(name, description, str(path), tuple(tasks), builtin)
+
+
+def _text_field(doc: dict, key: str, f: str, prefix: str = "") -> str:
+    """An optional free-text field: a string (numbers are taken as text), else a ValidationError."""
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValidationError("must be text", file=f, line=key_line(doc, key), field=f"{prefix}{key}")
+    return str(value)
 
 
 def _no_unknown(doc: dict, allowed: set[str], f: str, prefix: str = "") -> None:
     for key in doc:
         if key not in allowed:
             raise ValidationError(f"unknown field.{close_matches(str(key), tuple(allowed))}", file=f,
-                                  line=line_of(doc), field=f"{prefix}{key}")
+                                  line=key_line(doc, key), field=f"{prefix}{key}")
 
 
-def _load_task(t: Any, suite: str, path: Path) -> Task:
+def _load_task(t: Any, suite: str, path: Path, index: int = 0, tasks_line: int | None = None) -> Task:
     f = str(path)
     if not isinstance(t, dict):
-        raise ValidationError("each task must be a mapping", file=f, field="tasks")
+        raise ValidationError("each task must be a mapping", file=f, line=tasks_line, field=f"tasks[{index}]")
     line = line_of(t)
 
     def err(msg: str, fld: str) -> ValidationError:
-        return ValidationError(msg, file=f, line=line, field=fld)
+        key = fld.split(".")[0].split("[")[0]
+        return ValidationError(msg, file=f, line=key_line(t, key, line), field=fld)
 
     _no_unknown(t, _TASK_FIELDS, f)
     name = t.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise err("required: lower-case letters, digits, '-' or '_'", "name")
+    description = _text_field(t, "description", f)
     ttype = t.get("type")
     if ttype not in TASK_TYPES:
         raise err(f"must be one of {', '.join(TASK_TYPES)} (got {ttype!r})", "type")
@@ -232,6 +258,8 @@ def _load_task(t: Any, suite: str, path: Path) -> Task:
             used.update(template_fields(tpl))
         except ValueError as exc:
             raise err(str(exc), fld) from None
+        if not _is_text(tpl):
+            raise err("not valid Unicode text (an unpaired surrogate or a NUL character)", fld)
     labels: tuple[Label, ...] = ()
     if ttype == "classification":
         labels = _parse_labels(t.get("labels"), err)
@@ -247,7 +275,7 @@ def _load_task(t: Any, suite: str, path: Path) -> Task:
     for m in metrics:
         try:
             check_metric(m)
-        except FrugalError as exc:
+        except (FrugalError, OSError, ValueError) as exc:
             raise err(str(exc), "metrics") from None
     data = t.get("data")
     if not isinstance(data, dict):
@@ -263,8 +291,7 @@ def _load_task(t: Any, suite: str, path: Path) -> Task:
     train = tuple(i for i in items if i.split == "train")
     if not test:
         raise ValidationError("no test items (every item is split: train)", file=source, field="split")
-    return Task(suite, name, ttype, str(t.get("description") or ""), prompt, enc, labels, tuple(metrics),
-                test, train, source)
+    return Task(suite, name, ttype, description, prompt, enc, labels, tuple(metrics), test, train, source)
 
 
 def _parse_labels(raw: Any, err: Any) -> tuple[Label, ...]:
@@ -294,35 +321,38 @@ class _Shape:
 
 
 def _load_file(base: Path, rel: Any, shape: _Shape, err: Any) -> tuple[list[Item], str]:
-    if not isinstance(rel, str):
+    if not isinstance(rel, str) or not rel.strip():
         raise err("must be a file name", "data.path")
-    p = (base / rel).resolve()
-    if base.resolve() not in p.parents:
-        raise err("data files must lie inside the suite folder", "data.path")
-    if not p.is_file():
-        raise err(f"data file not found: {p}", "data.path")
-    if p.stat().st_size > MAX_DATA_BYTES:
-        raise ValidationError(f"file is larger than {MAX_DATA_BYTES} bytes (FRUGAL_MAX_DATA_BYTES)", file=str(p))
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ValidationError(f"not UTF-8 text (byte {exc.start})", file=str(p), line=line) from None
-    if p.suffix.lower() == ".jsonl":
-        rows = _jsonl_rows(text, str(p))
-    elif p.suffix.lower() == ".csv":
-        rows = _csv_rows(text, str(p))
-    else:
+    if "\x00" in rel:
+        raise err("a file name cannot contain a NUL character", "data.path")
+    if Path(rel).suffix.lower() not in (".jsonl", ".csv"):
         raise err("data file must end in .jsonl or .csv", "data.path")
+    try:
+        p = (base / rel).resolve()
+        if base.resolve() not in p.parents:
+            raise err("data files must lie inside the suite folder", "data.path")
+        if not p.is_file():
+            raise err(f"data file not found: {p}", "data.path")
+        if p.stat().st_size > MAX_DATA_BYTES:
+            raise ValidationError(f"file is larger than {MAX_DATA_BYTES} bytes (FRUGAL_MAX_DATA_BYTES)", file=str(p))
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise err(f"cannot read the data file: {exc.strerror or exc}", "data.path") from None
+    text = decode_text(raw, str(p))
+    rows = _jsonl_rows(text, str(p)) if p.suffix.lower() == ".jsonl" else _csv_rows(text, str(p))
     if not rows:
         raise ValidationError("no items", file=str(p))
     return _items(rows, shape, str(p)), str(p)
 
 
+def split_jsonl_lines(text: str) -> list[str]:
+    """JSONL lines: split on newline only (a JSON string may hold U+2028 or U+0085 raw), minus a trailing CR."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _jsonl_rows(text: str, f: str) -> list[tuple[int, dict]]:
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(split_jsonl_lines(text), 1):
         if not line.strip():
             continue
         if len(line) > MAX_LINE_CHARS:
@@ -331,6 +361,9 @@ def _jsonl_rows(text: str, f: str) -> list[tuple[int, dict]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=f, line=n) from None
+        except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
+            msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            raise ValidationError(f"invalid JSON: {msg}", file=f, line=n) from None
         if not isinstance(obj, dict):
             raise ValidationError("each line must be a JSON object", file=f, line=n)
         rows.append((n, obj))
@@ -349,14 +382,15 @@ def _csv_rows(text: str, f: str) -> list[tuple[int, dict]]:
             if "choices" in obj and isinstance(obj["choices"], str):
                 try:
                     obj["choices"] = json.loads(obj["choices"])
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):
                     raise ValidationError("choices must be a JSON list, e.g. [\"a\", \"b\"]", file=f, line=n,
                                           field="choices") from None
-            if isinstance(obj.get("answer"), str) and obj["answer"].strip().lstrip("-").isdigit():
-                obj["answer"] = int(obj["answer"])
+            answer = obj.get("answer")
+            if isinstance(answer, str) and re.fullmatch(r"-?[0-9]{1,9}", answer.strip()):
+                obj["answer"] = int(answer.strip())
             rows.append((n, obj))
     except csv.Error as exc:
-        raise ValidationError(f"invalid CSV: {exc}", file=f, line=reader.line_num) from None
+        raise ValidationError(f"invalid CSV: {exc}", file=f, line=reader.reader.line_num) from None
     return rows
 
 
@@ -371,6 +405,8 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
         if not isinstance(iid, str | int) or isinstance(iid, bool) or str(iid).strip() == "":
             raise bad("required: a unique id (string)", "id")
         iid = str(iid)
+        if not _is_text(iid):
+            raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", "id")
         if iid in seen:
             raise bad(f"duplicate id (first on line {seen[iid]})", "id")
         seen[iid] = n
@@ -385,9 +421,11 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
                 raise bad("missing (the prompt template uses it)", fld)
             if not isinstance(obj[fld], str | int | float) or isinstance(obj[fld], bool):
                 raise bad("must be text", fld)
+            if isinstance(obj[fld], str) and not _is_text(obj[fld]):
+                raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", fld)
         if shape.type == "classification":
             label = obj.get("label")
-            if label not in label_index:
+            if not isinstance(label, str) or label not in label_index:
                 names = tuple(label_index)
                 hint = close_matches(str(label), names) if isinstance(label, str) else f" Known: {', '.join(names)}."
                 raise bad(f"{label!r} is not one of the task's labels.{hint}", "label")
@@ -398,6 +436,8 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
             if not isinstance(choices, list) or not 2 <= len(choices) <= 10 or not all(
                     isinstance(c, str) and c.strip() for c in choices):
                 raise bad("must be a list of 2-10 non-empty strings", "choices")
+            if not all(_is_text(c) for c in choices):
+                raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", "choices")
             if len(set(choices)) != len(choices):
                 raise bad("choices must be distinct", "choices")
             gold = obj.get("answer")
@@ -407,6 +447,15 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
         fields = {k: v for k, v in obj.items() if k in shape.fields or k in ("question", "text")}
         items.append(Item(iid, fields, choices, gold, split, diff, n))
     return items
+
+
+def _is_text(s: str) -> bool:
+    """True when ``s`` can be stored and tokenised: encodable as UTF-8, no NUL characters."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in s
 
 
 def _load_hf(spec: Any, shape: _Shape, err: Any) -> tuple[list[Item], str]:

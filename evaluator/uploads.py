@@ -13,18 +13,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import lzma
 import re
 import shutil
 import stat
+import struct
 import uuid
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from evaluator.errors import FrugalError
+from evaluator.errors import FrugalError, ValidationError
 
 MAX_BYTES = 50_000_000
 MAX_FILES = 200
@@ -32,12 +35,18 @@ MAX_FILES = 200
 MAX_RATIO = 200
 #: Entries smaller than this are not held to the ratio cap (tiny files compress oddly).
 RATIO_MIN_BYTES = 1_000_000
+#: Longest name of one path component (bytes, as most file systems allow) and of a whole entry name.
+MAX_NAME_BYTES = 255
+MAX_PATH_CHARS = 1024
 _SKIP = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 _CHUNK = 1 << 16
+#: What a damaged archive can raise while an entry is read (beyond UploadError).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, RuntimeError, ValueError,
+            struct.error, zipfile.LargeZipFile)
 
 
-class UploadError(FrugalError):
-    """An upload was refused; the message says why."""
+class UploadError(ValidationError):
+    """An upload was refused; the message says why (and, for a table or an archive member, where)."""
 
 
 def _size(n: int) -> str:
@@ -50,13 +59,18 @@ def _slug(text: str, fallback: str = "uploaded") -> str:
 
 
 def _check_name(name: str) -> PurePosixPath:
-    if "\x00" in name or "\\" in name:
+    if not name or "\x00" in name or "\\" in name:
         raise UploadError(f"refused: unsafe file name in the archive: {name!r}")
     p = PurePosixPath(name)
     if p.is_absolute() or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise UploadError(f"refused: absolute path in the archive: {name!r}")
     if ".." in p.parts:
         raise UploadError(f"refused: path traversal ('..') in the archive: {name!r}")
+    if not p.parts:  # ".", "./": names nothing
+        raise UploadError(f"refused: unsafe file name in the archive: {name!r}")
+    if len(name) > MAX_PATH_CHARS or any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
+                                         for part in p.parts):
+        raise UploadError(f"refused: file name too long in the archive: {name[:80]!r}...")
     return p
 
 
@@ -84,7 +98,11 @@ def _validate_and_place(tmp: Path, dest_root: Path) -> Path:
         suite = load_suite(str(tmp))
     except FrugalError as exc:
         msg = str(exc).replace(str(tmp) + "/", "").replace(str(tmp), "(upload)")
-        raise UploadError(f"the suite does not validate: {msg}") from None
+        err = UploadError(f"the suite does not validate: {msg}")
+        if isinstance(exc, ValidationError):  # keep where it is, relative to the upload
+            err.file = exc.file.replace(str(tmp) + "/", "") if exc.file else None
+            err.line, err.field, err.reason = exc.line, exc.field, exc.reason
+        raise err from None
     if suite.name in _builtin_names():
         raise UploadError(f"suite name {suite.name!r} is taken by a built-in suite; change 'name' in suite.yaml")
     final = dest_root / suite.name
@@ -107,7 +125,7 @@ def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int = MAX_BYTES, 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+    except (*_DAMAGED, OSError) as exc:
         raise UploadError(f"not a readable zip archive ({exc})") from None
     files: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
     total = 0
@@ -150,16 +168,27 @@ def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int = MAX_BYTES, 
     tmp = dest_root / f".tmp-{uuid.uuid4().hex[:10]}"
     tmp.mkdir()
     try:
-        written = 0
-        for info, p in files:
-            rel = str(p)[len(prefix):] if str(p).startswith(prefix) else None
-            if not rel:
-                continue
-            target = (tmp / rel).resolve()
-            if tmp.resolve() not in target.parents:
-                raise UploadError(f"refused: {info.filename!r} would land outside the suite folder")
+        _unpack(zf, files, prefix, tmp, max_bytes)
+        return _validate_and_place(tmp, dest_root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _unpack(zf: zipfile.ZipFile, files: list[tuple[zipfile.ZipInfo, PurePosixPath]], prefix: str, tmp: Path,
+            max_bytes: int) -> None:
+    """Stream the entries into ``tmp``; a damaged entry or one that cannot be written is an UploadError."""
+    written = 0
+    for info, p in files:
+        rel = str(p)[len(prefix):] if str(p).startswith(prefix) else None
+        if not rel:
+            continue
+        target = (tmp / rel).resolve()
+        if tmp.resolve() not in target.parents:
+            raise UploadError(f"refused: {info.filename!r} would land outside the suite folder")
+        size = 0
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            size = 0
             with zf.open(info) as src, open(target, "wb") as out:
                 while True:
                     chunk = src.read(_CHUNK)
@@ -172,55 +201,69 @@ def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int = MAX_BYTES, 
                     if written > max_bytes:
                         raise UploadError(f"refused: more than {_size(max_bytes)} once unpacked")
                     out.write(chunk)
-        return _validate_and_place(tmp, dest_root)
-    except zipfile.BadZipFile as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UploadError(f"the archive is damaged ({exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        except _DAMAGED as exc:
+            raise UploadError(f"the archive is damaged (entry {info.filename!r}: {type(exc).__name__}: "
+                              f"{exc})") from None
+        except OSError as exc:  # e.g. a file and a folder of the same name
+            raise UploadError(f"refused: cannot unpack {info.filename!r} ({exc.strerror or exc})") from None
 
 
 # --------------------------------------------------------------------------------------- tables
 def read_table(data: bytes, filename: str, max_bytes: int = MAX_BYTES) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns and rows of an uploaded CSV or JSONL file (UTF-8)."""
+    columns, rows, _lines = _read_rows(data, filename, max_bytes)
+    return columns, rows
+
+
+def _read_rows(data: bytes, filename: str, max_bytes: int = MAX_BYTES) -> tuple[list[str], list[dict[str, Any]],
+                                                                               list[int]]:
+    """Columns, rows and the line each row ends on; errors name the file and line."""
+    from evaluator.suite import split_jsonl_lines
+    from evaluator.yamlio import decode_text
+
     if len(data) > max_bytes:
-        raise UploadError(f"refused: the file is larger than {_size(max_bytes)}")
+        raise UploadError(f"refused: the file is larger than {_size(max_bytes)}", file=filename)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UploadError(f"{filename}: not UTF-8 text (byte {exc.start})") from None
+        text = decode_text(data, filename)
+    except ValidationError as exc:
+        raise UploadError(exc.reason, file=filename, line=exc.line) from None
     suffix = Path(filename).suffix.lower()
     rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     if suffix in (".jsonl", ".ndjson", ".json"):
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(split_jsonl_lines(text), 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UploadError(f"{filename}, line {n}: invalid JSON ({exc.msg})") from None
+                raise UploadError(f"invalid JSON ({exc.msg})", file=filename, line=n) from None
+            except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
+                msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+                raise UploadError(f"invalid JSON ({msg})", file=filename, line=n) from None
             if not isinstance(obj, dict):
-                raise UploadError(f"{filename}, line {n}: each line must be a JSON object")
+                raise UploadError("each line must be a JSON object", file=filename, line=n)
             rows.append(obj)
+            lines.append(n)
     elif suffix in (".csv", ".tsv"):
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
         try:
             for row in reader:
                 if None in row:
-                    raise UploadError(f"{filename}, line {reader.line_num}: more values than columns")
+                    raise UploadError("more values than columns", file=filename, line=reader.line_num)
                 rows.append(dict(row))
+                lines.append(reader.line_num)
         except csv.Error as exc:
-            raise UploadError(f"{filename}, line {reader.line_num}: invalid CSV ({exc})") from None
+            raise UploadError(f"invalid CSV ({exc})", file=filename, line=reader.reader.line_num) from None
     else:
         raise UploadError(f"{filename}: expected a .csv or .jsonl file")
     if not rows:
-        raise UploadError(f"{filename}: no rows")
+        raise UploadError("no rows", file=filename)
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    return columns, rows
+    return columns, rows, lines
 
 
-def _choices_of(value: Any, where: str) -> list[str]:
+def _choices_of(value: Any, bad: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     if isinstance(value, str):
@@ -228,26 +271,26 @@ def _choices_of(value: Any, where: str) -> list[str]:
         if v.startswith("["):
             try:
                 parsed = json.loads(v)
-            except json.JSONDecodeError:
-                raise UploadError(f"{where}: choices look like JSON but do not parse") from None
+            except (ValueError, RecursionError):
+                raise bad("choices look like JSON but do not parse") from None
             if isinstance(parsed, list):
                 return [str(x) for x in parsed]
         return [c.strip() for c in v.split("|")]
-    raise UploadError(f"{where}: choices must be a list, a JSON list or 'a|b|c'")
+    raise bad("choices must be a list, a JSON list or 'a|b|c'")
 
 
-def _answer_index(ans: Any, choices: list[str], answer_is: str, where: str) -> int:
+def _answer_index(ans: Any, choices: list[str], answer_is: str, bad: Any) -> int:
     """Return the gold index from an answer cell: a 0-based index or the correct choice's text.
 
     ``auto``: a JSON number is an index; a string equal to a choice is that choice; a digit string is an index.
     """
-    text = str(ans).strip() if ans is not None else ""
+    text = str(ans).strip() if isinstance(ans, str | int) else ""
     if answer_is in ("auto", "text") and isinstance(ans, str) and text in choices:
         return choices.index(text)
     if answer_is in ("auto", "index"):
         if isinstance(ans, int) and not isinstance(ans, bool):
             idx = ans
-        elif text.lstrip("-").isdigit():
+        elif isinstance(ans, str) and re.fullmatch(r"-?[0-9]{1,9}", text):
             idx = int(text)
         else:
             idx = None
@@ -255,7 +298,21 @@ def _answer_index(ans: Any, choices: list[str], answer_is: str, where: str) -> i
             return idx
     want = {"auto": "a 0-based index nor one of the choices", "index": "a 0-based index of the choices",
             "text": "the text of one of the choices"}[answer_is]
-    raise UploadError(f"{where}: answer {ans!r} is not {want}")
+    shown = repr(ans) if len(repr(ans)) <= 80 else repr(ans)[:77] + "..."
+    raise bad(f"answer {shown} is not {want}")
+
+
+def _is_text(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in s
+
+
+def _clean(s: str) -> str:
+    """Text safe to write as UTF-8 (unpaired surrogates and NULs replaced)."""
+    return s.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
 
 
 def suite_from_table(data: bytes, filename: str, mapping: dict[str, Any], task_name: str,
@@ -268,19 +325,23 @@ def suite_from_table(data: bytes, filename: str, mapping: dict[str, Any], task_n
     ``labels``. Multiple choice (``labels`` is None): ``choices`` = one column holding a JSON list or
     'a|b|c', or a list of columns; ``answer`` = column with the 0-based index or the correct choice's text;
     ``answer_is`` = "auto" (default), "index" or "text" settles answers like "2" among numeric choices.
+    Errors name the file, the line, the column (field) and the row.
     """
-    columns, rows = read_table(data, filename)
+    from evaluator.suite import MAX_LINE_CHARS
+
+    columns, rows, lines = _read_rows(data, filename)
 
     def col(key: str, required: bool = True) -> Any:
         c = mapping.get(key)
         if not c:
             if required:
-                raise UploadError(f"column mapping: choose the column for '{key}'")
+                raise UploadError(f"column mapping: choose the column for '{key}'", file=filename, field=key)
             return None
-        for one in c if isinstance(c, list | tuple) else [c]:
-            if one not in columns:
+        many = key == "choices" and isinstance(c, list | tuple)
+        for one in c if many else [c]:
+            if not isinstance(one, str) or one not in columns:
                 raise UploadError(f"column mapping: {key} -> {one!r} is not a column of {filename} "
-                                  f"(columns: {', '.join(columns)})")
+                                  f"(columns: {', '.join(columns)})", file=filename, field=key)
         return c
 
     text_c, id_c, split_c = col("text"), col("id", False), col("split", False)
@@ -289,61 +350,90 @@ def suite_from_table(data: bytes, filename: str, mapping: dict[str, Any], task_n
     choices_c, answer_c = (col("choices"), col("answer")) if mc else (None, None)
     answer_is = mapping.get("answer_is", "auto")
     if answer_is not in ("auto", "index", "text"):
-        raise UploadError("column mapping: answer_is must be auto, index or text")
+        raise UploadError("column mapping: answer_is must be auto, index or text", file=filename,
+                          field="answer_is")
     if not mc:
-        labels = [str(x) for x in labels]
-        if len(labels) < 2 or len(set(labels)) != len(labels):
-            raise UploadError("classification needs at least two distinct labels")
-    task = _slug(task_name, "task")
-    name = _slug(suite_name or Path(filename).stem)
+        labels = [str(x).strip() for x in labels]
+        if len(labels) < 2 or len(set(labels)) != len(labels) or not all(lab and _is_text(lab) for lab in labels):
+            raise UploadError("classification needs at least two distinct, non-empty labels", file=filename,
+                              field="labels")
+    task = _slug(task_name if isinstance(task_name, str) else "", "task")
+    name = _slug(suite_name if isinstance(suite_name, str) and suite_name else Path(filename).stem)
     field = "question" if mc else "text"
     out_rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for n, row in enumerate(rows, 1):
-        where = f"{filename}, row {n}"
+    for n, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
+        def bad(msg: str, column: Any, line: int = line, n: int = n) -> UploadError:
+            return UploadError(msg, file=filename, line=line, field=None if column is None else str(column),
+                               row=n)
+
         text = row.get(text_c)
         if text is None or str(text).strip() == "":
-            raise UploadError(f"{where}: empty '{text_c}'")
-        iid = str(row.get(id_c)).strip() if id_c else f"{task}-{n:05d}"
-        if not iid or iid == "None":
-            raise UploadError(f"{where}: empty id column '{id_c}'")
+            raise bad(f"empty '{text_c}'", text_c)
+        if not isinstance(text, str | int | float) or isinstance(text, bool):
+            raise bad("must be text", text_c)
+        if id_c:
+            raw_id = row.get(id_c)
+            if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or not str(raw_id).strip():
+                raise bad(f"empty or not a text id in column '{id_c}'", id_c)
+            iid = str(raw_id).strip()
+        else:
+            iid = f"{task}-{n:05d}"
         if iid in seen:
-            raise UploadError(f"{where}: duplicate id {iid!r} (first in row {seen[iid]})")
+            raise bad(f"duplicate id {iid!r} (first in row {seen[iid]})", id_c)
         seen[iid] = n
         item: dict[str, Any] = {"id": iid, field: str(text)}
         if split_c and row.get(split_c):
-            item["split"] = str(row[split_c]).strip().lower()
+            split = str(row[split_c]).strip().lower()
+            if split not in ("test", "train"):
+                raise bad(f"split must be 'test' or 'train' (got {split[:40]!r})", split_c)
+            item["split"] = split
         if mc:
             if isinstance(choices_c, list | tuple):
                 choices = [str(row.get(c, "")).strip() for c in choices_c if str(row.get(c, "")).strip()]
+                where_c = ",".join(choices_c)
             else:
-                choices = _choices_of(row.get(choices_c), where)
-            gold = _answer_index(row.get(answer_c), choices, answer_is, where)
+                where_c = choices_c
+                choices = _choices_of(row.get(choices_c), lambda msg, c=where_c: bad(msg, c))
+            if not 2 <= len(choices) <= 10 or not all(c.strip() for c in choices):
+                raise bad(f"needs 2-10 non-empty choices (got {len(choices)})", where_c)
+            if len(set(choices)) != len(choices):
+                raise bad("choices must be distinct", where_c)
+            gold = _answer_index(row.get(answer_c), choices, answer_is, lambda msg: bad(msg, answer_c))
             item["choices"], item["answer"] = choices, gold
         else:
             lab = str(row.get(label_c, "")).strip()
             if lab not in labels:
-                raise UploadError(f"{where}: label {lab!r} is not one of {', '.join(labels)}")
+                shown = lab if len(lab) <= 60 else lab[:57] + "..."
+                raise bad(f"label {shown!r} is not one of {', '.join(labels)}", label_c)
             item["label"] = lab
+        for key, value in item.items():
+            values = value if isinstance(value, list) else [value]
+            if not all(_is_text(v) for v in values if isinstance(v, str)):
+                column = {"id": id_c, field: text_c, "split": split_c, "label": label_c, "choices": choices_c}[key]
+                raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", column)
+        if len(json.dumps(item, ensure_ascii=False)) > MAX_LINE_CHARS:
+            raise bad(f"row longer than {MAX_LINE_CHARS} characters", text_c)
         out_rows.append(item)
+    source = _clean(Path(filename).name)
     if mc:
         tdoc: dict[str, Any] = {"name": task, "type": "multiple_choice",
-                                "description": f"Uploaded from {Path(filename).name}",
+                                "description": f"Uploaded from {source}",
                                 "data": {"path": "data.jsonl"}, "prompt": "Question: {question}\nAnswer:",
                                 "metrics": ["accuracy"]}
     else:
-        tdoc = {"name": task, "type": "classification", "description": f"Uploaded from {Path(filename).name}",
+        tdoc = {"name": task, "type": "classification", "description": f"Uploaded from {source}",
                 "data": {"path": "data.jsonl"}, "prompt": "Text: {text}\nAnswer:", "encoder_input": "{text}",
                 "labels": [{"name": lab, "description": lab, "text": lab} for lab in labels],
                 "metrics": ["accuracy", "f1_macro"] if len(labels) > 2 else ["accuracy"]}
-    doc = {"name": name, "description": description or f"Uploaded from {Path(filename).name}", "version": 1,
-           "tasks": [tdoc]}
+    desc = _clean(description) if isinstance(description, str) and description else f"Uploaded from {source}"
+    doc = {"name": name, "description": desc, "version": 1, "tasks": [tdoc]}
     dest_root = Path(dest_root)
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = dest_root / f".tmp-{uuid.uuid4().hex[:10]}"
     tmp.mkdir()
     try:
-        (tmp / "suite.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        (tmp / "suite.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
         with open(tmp / "data.jsonl", "w", encoding="utf-8") as fh:
             for r in out_rows:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
