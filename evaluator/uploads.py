@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import lzma
+import math
+import os
 import re
 import shutil
 import stat
@@ -30,6 +32,9 @@ import yaml
 from evaluator.errors import FrugalError, ValidationError
 
 MAX_BYTES = 50_000_000
+#: Environment variable overriding MAX_BYTES, in MB (the app's own limit is Streamlit's server.maxUploadSize,
+#: settable with STREAMLIT_SERVER_MAX_UPLOAD_SIZE; the lower of the two applies).
+ENV_MAX_MB = "FRUGAL_MAX_UPLOAD_MB"
 MAX_FILES = 200
 #: Uncompressed / compressed size above which an entry (or the archive) looks like a zip bomb.
 MAX_RATIO = 200
@@ -112,7 +117,21 @@ def _validate_and_place(tmp: Path, dest_root: Path) -> Path:
     return final
 
 
-def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
+def max_upload_bytes() -> int:
+    """The upload size cap: ``$FRUGAL_MAX_UPLOAD_MB`` when set (a positive number), else MAX_BYTES."""
+    raw = os.environ.get(ENV_MAX_MB, "").strip()
+    if not raw:
+        return MAX_BYTES
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = float("nan")
+    if not math.isfinite(mb) or mb <= 0:
+        raise ValidationError(f"must be a positive number of MB, got {raw!r}", file="environment", field=ENV_MAX_MB)
+    return int(mb * 1_000_000)
+
+
+def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int | None = None, max_files: int = MAX_FILES,
                       max_ratio: float = MAX_RATIO) -> Path:
     """Unpack a zipped suite folder under ``dest_root/<suite name>/`` safely; return that folder.
 
@@ -120,6 +139,7 @@ def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int = MAX_BYTES, 
     Refuses path traversal, absolute paths, symlinks and special files, more than ``max_files``
     files, more than ``max_bytes`` uncompressed, and suspicious compression ratios.
     """
+    max_bytes = max_upload_bytes() if max_bytes is None else max_bytes
     if len(data) > max_bytes:
         raise UploadError(f"refused: the archive is larger than {_size(max_bytes)}")
     try:
@@ -209,18 +229,19 @@ def _unpack(zf: zipfile.ZipFile, files: list[tuple[zipfile.ZipInfo, PurePosixPat
 
 
 # --------------------------------------------------------------------------------------- tables
-def read_table(data: bytes, filename: str, max_bytes: int = MAX_BYTES) -> tuple[list[str], list[dict[str, Any]]]:
+def read_table(data: bytes, filename: str, max_bytes: int | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns and rows of an uploaded CSV or JSONL file (UTF-8)."""
     columns, rows, _lines = _read_rows(data, filename, max_bytes)
     return columns, rows
 
 
-def _read_rows(data: bytes, filename: str, max_bytes: int = MAX_BYTES) -> tuple[list[str], list[dict[str, Any]],
+def _read_rows(data: bytes, filename: str, max_bytes: int | None = None) -> tuple[list[str], list[dict[str, Any]],
                                                                                list[int]]:
     """Columns, rows and the line each row ends on; errors name the file and line."""
     from evaluator.suite import split_jsonl_lines
     from evaluator.yamlio import decode_text
 
+    max_bytes = max_upload_bytes() if max_bytes is None else max_bytes
     if len(data) > max_bytes:
         raise UploadError(f"refused: the file is larger than {_size(max_bytes)}", file=filename)
     try:

@@ -107,3 +107,22 @@ def test_pickle_weights_refused_unless_the_entry_opts_in(pulled, tmp_path, allow
     else:
         assert code != 0 and all(c["status"] == "failed" for c in cells)
         assert all("pickle" in c["error"] and "allow_pickle: true" in c["error"] for c in cells)
+
+
+def test_upload_cap_is_configurable(monkeypatch, tmp_path):
+    from evaluator.errors import ValidationError
+    from evaluator.uploads import UploadError, extract_suite_zip, max_upload_bytes, read_table
+
+    monkeypatch.delenv("FRUGAL_MAX_UPLOAD_MB", raising=False)
+    assert max_upload_bytes() == 50_000_000
+    monkeypatch.setenv("FRUGAL_MAX_UPLOAD_MB", "0.001")  # 1 kB
+    assert max_upload_bytes() == 1000
+    big = b"text,label\n" + b"x" * 2000 + b",pos\n"
+    with pytest.raises(UploadError, match="larger than"):
+        read_table(big, "t.csv")
+    with pytest.raises(UploadError, match="larger than"):
+        extract_suite_zip(b"PK" + b"\0" * 2000, tmp_path)
+    assert read_table(big, "t.csv", max_bytes=10_000)[1]  # an explicit cap still wins
+    monkeypatch.setenv("FRUGAL_MAX_UPLOAD_MB", "lots")
+    with pytest.raises(ValidationError, match="FRUGAL_MAX_UPLOAD_MB"):
+        max_upload_bytes()
