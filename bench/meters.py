@@ -81,6 +81,37 @@ def overhead(model: str, suite: str, task_name: str, limit: int, batch: int, rou
     return rows
 
 
+def direct_cost(calls: int) -> list[str]:
+    """The meter's own cost, without model noise: begin+end pairs in a tight loop, and the CPU time of
+    RAPL's wrap-guard thread over an open 3 s window (sampled via the thread's CPU clock)."""
+    import threading
+
+    rows = []
+    root = synthetic_rapl(Path(tempfile.mkdtemp()) / "pc2")
+    for name, meter in (("estimate", create_meter("estimate", MeterOptions())),
+                        ("rapl (synthetic tree)", create_meter("rapl", MeterOptions(rapl_root=str(root))))):
+        t0 = time.perf_counter()
+        for k in range(calls):
+            meter.begin(f"c{k}")
+            meter.end(f"c{k}")
+        per_pair_us = (time.perf_counter() - t0) / calls * 1e6
+        guard = ""
+        if name.startswith("rapl"):
+            meter.begin("guard")
+            time.sleep(0.05)
+            th = next(t for t in threading.enumerate() if t.name == "rapl-wrap-guard")
+            clk = time.pthread_getcpuclockid(th.ident)
+            c0 = time.clock_gettime(clk)
+            time.sleep(3.0)
+            guard_pct = (time.clock_gettime(clk) - c0) / 3.0 * 100
+            meter.end("guard")
+            guard = f"{guard_pct:.3f} % of one core"
+        rows.append(f"| {name} | {per_pair_us:.0f} µs | {per_pair_us / 1e6 * 100:.4f} % | {guard or 'none'} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+        meter.close()
+    return rows
+
+
 def repeatability(models: list[str], suite: str, limit: int, batch: int) -> tuple[list[str], dict]:
     rows, raw = [], {}
     for m in models:
@@ -115,8 +146,10 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--skip-cv", action="store_true")
+    ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--out", default="bench/out/meters.md")
     args = ap.parse_args()
+    direct = direct_cost(args.calls)
     ov = overhead(args.overhead_model, args.suite, args.task, args.limit, args.batch_size, args.rounds)
     cv, raw = ([], {}) if args.skip_cv else repeatability(args.cv_models, args.suite, args.limit, args.batch_size)
     env = environment(torch.get_num_threads(), "cpu")
@@ -125,7 +158,10 @@ def main() -> int:
           f"**Meter overhead** ({args.suite}/{args.task}, batch {args.batch_size}, medians of {args.rounds} "
           "alternating rounds):", "",
           "| meter | model | items | bare s | with meter s | overhead | min bare / min with |",
-          "|---|---|---:|---:|---:|---:|---:|", *ov]
+          "|---|---|---:|---:|---:|---:|---:|", *ov, "",
+          f"**The meter's own cost** (begin + end pairs in a tight loop, {args.calls} calls; the wrap-guard "
+          "thread's CPU clock over an open 3 s window):", "",
+          "| meter | per begin+end pair | of a 1 s window | background thread |", "|---|---:|---:|---|", *direct]
     if cv:
         md += ["", f"**Repeatability** (one cell per model and task, 5 repeats, `estimate` meter, {args.limit} items):",
                "", "| model | task | items | mean J per pass | CV of energy | CV of duration |",

@@ -10,7 +10,7 @@ PY=${PY:-.venv/bin/python}
 OUT=bench/out
 mkdir -p "$OUT"
 LOG=$OUT/run_all.log
-STEPS=${STEPS:-"overhead app_render lmeval meters scaling grid variants"}
+STEPS=${STEPS:-"overhead app_render lmeval meters scaling grid variants meter_cost"}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
 
 step() {
@@ -42,9 +42,11 @@ for s in $STEPS; do
                                     --exclude qwen2.5-1.5b:int8-dynamic --out $OUT/grid.md ;;
     variants)   step variants   $PY bench/grid.py --suites finance --limit 10 \
                                     --models minilm-l6 mpnet-base smollm2-135m qwen2.5-0.5b \
-                                    --variants fp32 bf16 fp16 int8-dynamic int8-weight-only bnb-int8 bnb-nf4 \
-                                      prune-magnitude-30 prune-magnitude-50 prune-structured-25 prune-structured-50 \
-                                    --out $OUT/variants.md ;;
+                                    --variants fp32 fp16 int8-weight-only bnb-int8 bnb-nf4 \
+                                      prune-magnitude-30 prune-magnitude-50 prune-structured-50 \
+                                    --out $OUT/variants.md ;;  # bf16, int8-dynamic, prune-structured-25: grid step
+    meter_cost) step meter_cost $PY bench/meters.py --skip-cv --limit 12 --rounds 6 --calls 500 \
+                                    --out $OUT/meters-overhead.md ;;
     *) echo "unknown step $s" | tee -a "$LOG" ;;
   esac
 done
