@@ -68,10 +68,11 @@ def interleaved_ratio(meter: EstimateMeter, n: int) -> float:
 
 def test_doubling_the_work_doubles_the_cpu_energy(half_second_n: int) -> None:
     # A shared VM changes speed by tens of percent within a second (steal time is charged to
-    # the running process); the best of three tries tolerates one such burst.
+    # the running process); the best of up to six tries tolerates such bursts (three were not
+    # always enough in CI). The tolerance stays 5 %.
     meter = EstimateMeter()
     ratios: list[float] = []
-    while len(ratios) < 3 and not any(abs(r - 2.0) <= 0.1 for r in ratios):
+    while len(ratios) < 6 and not any(abs(r - 2.0) <= 0.1 for r in ratios):
         ratios.append(interleaved_ratio(meter, half_second_n))
     assert min(ratios, key=lambda r: abs(r - 2.0)) == pytest.approx(2.0, rel=0.05)
 
