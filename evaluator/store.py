@@ -103,7 +103,14 @@ class Store:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA journal_mode=WAL")  # persistent; a no-op once the file is in WAL mode
+            for attempt in range(50):  # persistent; a no-op once in WAL. Switching ignores busy_timeout when
+                try:                   # several processes create the file at once, so retry it here.
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
             db.execute("PRAGMA foreign_keys=ON")
             db.row_factory = sqlite3.Row
             yield db
