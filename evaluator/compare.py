@@ -1,11 +1,12 @@
 """Compare two runs cell by cell: a paired test on accuracy, interval overlap on energy.
 
 Cells are matched by (suite, task, model, variant). Accuracy: when both runs' per-item predictions
-are in a store, an exact McNemar test on the items both scored (paired); otherwise a two-proportion
-z-test on the counts (unpaired, weaker, and said so). Energy per 1,000 items is compared with both
-runs' 95 % intervals. A regression is an accuracy drop with p < 0.05, an energy rise of more than
-5 % whose intervals do not overlap (both runs need at least two repeats for an interval), or a cell
-that was ok in A and failed in B.
+are known (from a store, or from a results.json, which carries them), an exact McNemar test on the
+items both scored (paired); otherwise a two-proportion z-test on the counts (unpaired, weaker, and
+said so). Energy per 1,000 items is compared with both runs' 95 % intervals. A regression is an
+accuracy drop with p < 0.05, an energy rise of more than 5 % whose intervals do not overlap (both
+runs need at least two repeats for an interval), or a cell that was ok in A and failed in B or is
+missing from B.
 
 >>> from evaluator.records import CellResult
 >>> a = CellResult("s", "t", "m", "fp32", "ok", n_items=200, n_correct=160, accuracy=0.8)
@@ -181,7 +182,8 @@ class Comparison:
         for d in self.diffs:
             rows.append(_render_row(d))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = [f"Comparing A = {self.run_a} with B = {self.run_b}: {len(self.diffs)} matched cell(s), "
+        matched = sum(d.status_b != "missing" for d in self.diffs)
+        lines = [f"Comparing A = {self.run_a} with B = {self.run_b}: {matched} matched cell(s), "
                  f"{len(self.regressions)} regression(s)"]
         for i, r in enumerate(rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -242,24 +244,26 @@ def _improved(d: CellDiff) -> bool:
 
 def _store_for(result: RunResult, store: str | None) -> list[Store]:
     """Stores that may hold the run's per-item predictions: its own SQLite file, then ``store``."""
-    from evaluator.store import Store
+    from evaluator.store import Store, is_store_file
 
     out, seen = [], set()
     for path in (result.store_path, store):
-        if not path:
+        if not is_store_file(path):  # a results.json (its items, if any, are in result.items), or nothing
             continue
         p = Path(path)
-        if p.resolve() in seen or not p.is_file():
+        if p.resolve() in seen:
             continue
-        with open(p, "rb") as fh:
-            if fh.read(16) != b"SQLite format 3\x00":  # a results.json, not a store
-                continue
         seen.add(p.resolve())
         out.append(Store(p))
     return out
 
 
-def _items(stores: list[Store], run_id: str, c: CellResult) -> list[ItemRecord]:
+def _items(result: RunResult, stores: list[Store], c: CellResult) -> list[ItemRecord]:
+    if result.items:
+        found = result.items.get((c.suite, c.task, c.model, c.variant))
+        if found:
+            return found
+    run_id = result.run_id
     for st in stores:
         try:
             items = st.items(run_id, c.suite, c.task, c.model, c.variant)
@@ -279,9 +283,13 @@ def compare(a: RunResult, b: RunResult, store: str | None = None) -> Comparison:
     for key, ca in cells_a.items():
         cb = cells_b.get(key)
         if cb is None:
+            if ca.status == "ok":  # a candidate that silently dropped out of B must not pass a CI gate
+                diffs.append(CellDiff(*key, status_a="ok", status_b="missing", accuracy_a=ca.accuracy,
+                                      n_a=ca.n_items, energy_j_per_1k_a=ca.energy_j_per_1k, regression=True,
+                                      reasons=("ok in A, missing from B",), notes=("not compared: missing in B",)))
             continue
-        items_a = _items(stores_a, a.run_id, ca) if ca.status == "ok" else []
-        items_b = _items(stores_b, b.run_id, cb) if cb.status == "ok" and items_a else []
+        items_a = _items(a, stores_a, ca) if ca.status == "ok" else []
+        items_b = _items(b, stores_b, cb) if cb.status == "ok" and items_a else []
         diffs.append(diff_cells(ca, cb, items_a, items_b))
     return Comparison(a.run_id, b.run_id, diffs, [k for k in cells_a if k not in cells_b],
                       [k for k in cells_b if k not in cells_a])

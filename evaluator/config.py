@@ -41,8 +41,8 @@ class Gates:
             raise bad("gates.min_accuracy", "must be between 0 and 1")
         if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
             raise bad("gates.max_accuracy_drop", "must be >= 0 points")
-        if self.max_energy_per_1k is not None and self.max_energy_per_1k < 0:
-            raise bad("gates.max_energy_per_1k", "must be >= 0 J")
+        if self.max_energy_per_1k is not None and self.max_energy_per_1k <= 0:
+            raise bad("gates.max_energy_per_1k", "must be > 0 J per 1,000 items (no cell can use no energy)")
         if self.max_accuracy_drop is not None and not self.baseline:
             raise bad("gates.max_accuracy_drop", "needs a baseline MODEL:VARIANT")
         if self.baseline is not None and not _is_ref(self.baseline):

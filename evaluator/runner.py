@@ -52,6 +52,9 @@ class RunResult:
     environment: dict[str, Any]
     meter: dict[str, Any]
     status: str
+    #: Per-item predictions by (suite, task, model, variant), when the result was read from a results.json
+    #: that carries them; None: look them up in the store at ``store_path``.
+    items: dict[tuple[str, str, str, str], list[ItemRecord]] | None = None
 
     @property
     def failed(self) -> list[CellResult]:

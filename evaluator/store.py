@@ -82,6 +82,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def is_store_file(path: str | Path | None) -> bool:
+    """Whether ``path`` is an existing SQLite file (a store), not a results.json or nothing."""
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def default_store_path() -> Path:
     """``FRUGAL_STORE``, else FRUGAL_HOME/results.sqlite."""
     from evaluator.models import frugal_home

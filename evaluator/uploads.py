@@ -23,7 +23,7 @@ import struct
 import uuid
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -193,6 +193,32 @@ def extract_suite_zip(data: bytes, dest_root: Path, max_bytes: int | None = None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def suite_from_files(files: Iterable[tuple[str, bytes]], dest_root: Path, max_bytes: int | None = None,
+                     max_files: int = MAX_FILES) -> Path:
+    """Place an uploaded suite *folder* (``(relative path, bytes)`` per file, as a browser sends a directory).
+
+    The files go through exactly the checks of :func:`extract_suite_zip` (names, '..' and absolute paths,
+    count, total size, suite validation): they are packed into an in-memory zip first.
+    """
+    max_bytes = max_upload_bytes() if max_bytes is None else max_bytes
+    buf = io.BytesIO()
+    total = n = 0
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in files:
+            n += 1
+            total += len(data)
+            if n > max_files:
+                raise UploadError(f"refused: more than {max_files} files in the folder")
+            if total > max_bytes:
+                raise UploadError(f"refused: the folder holds more than {_size(max_bytes)}")
+            _check_name(name)  # before zipfile normalises it: '..', absolute paths, NUL bytes
+            zf.writestr(zipfile.ZipInfo(name), data)
+    if not n:
+        raise UploadError("the folder is empty")
+    # the zip adds its headers: allow for them so a folder just under the cap is not refused
+    return extract_suite_zip(buf.getvalue(), dest_root, max_bytes=max_bytes + 512 * (n + 1), max_files=max_files)
 
 
 def _unpack(zf: zipfile.ZipFile, files: list[tuple[zipfile.ZipInfo, PurePosixPath]], prefix: str, tmp: Path,
@@ -480,4 +506,4 @@ def list_uploaded(root: Path | None = None) -> dict[str, Path]:
 
 
 __all__ = ["MAX_BYTES", "MAX_FILES", "UploadError", "extract_suite_zip", "list_uploaded", "read_table",
-           "suite_from_table", "uploads_dir"]
+           "suite_from_files", "suite_from_table", "uploads_dir"]

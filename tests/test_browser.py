@@ -3,61 +3,25 @@ Frontier page, check the chart and the recommendation, and save screenshots.
 
 Needs Debian's chromium at /usr/bin/chromium (``apt-get install -y chromium``) and the playwright
 package (never ``playwright install``). Takes as long as the quick demo runs (minutes on a small CPU).
-Set FRUGAL_UPDATE_DOCS_IMG=1 to also write docs/img/frontier.png.
+docs/img/frontier.png comes from the default demo instead: ``make docs-assets`` (tools/docs_assets.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tools.appserver import CHROMIUM, AppServerError, serve_app
+from tools.appserver import CHROMIUM_ARGS as ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 RUN_TIMEOUT_S = float(os.environ.get("FRUGAL_BROWSER_RUN_TIMEOUT_S", 1500))
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:  # noqa: S310 - localhost
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer on {url} within {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def _stop_jobs(home: Path) -> None:
@@ -84,21 +48,15 @@ def server(tmp_path, pulled):
     home = tmp_path / "home"
     home.mkdir()
     (home / "models").symlink_to(frugal_home() / "models", target_is_directory=True)
-    env = {**os.environ, "FRUGAL_HOME": str(home), "FRUGAL_STORE": str(tmp_path / "store.sqlite"),
-           "FRUGAL_MODELS": str(ROOT / "models.yaml"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    port = _free_port()
+    env = {"FRUGAL_HOME": str(home), "FRUGAL_STORE": str(tmp_path / "store.sqlite"),
+           "FRUGAL_MODELS": str(ROOT / "models.yaml")}
     log = tmp_path / "streamlit.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, log)
-        yield url, home, log
+        with serve_app(env, log) as url:
+            yield url, home, log
+    except AppServerError as e:
+        pytest.fail(str(e))
     finally:
-        _stop(proc)
         _stop_jobs(home)
 
 
@@ -149,8 +107,7 @@ def test_quick_demo_end_to_end(server, output_dir):
             page.screenshot(path=str(output_dir / "frontier-1280x800.png"))
             page.set_viewport_size({"width": 1280, "height": 1500})
             page.wait_for_timeout(1500)
-            tall = output_dir / "frontier.png"
-            page.screenshot(path=str(tall))
+            page.screenshot(path=str(output_dir / "frontier.png"))
             # the permalink reopens the same view in a fresh tab
             link = page.url
             other = browser.new_page(viewport={"width": 420, "height": 900})
@@ -159,8 +116,5 @@ def test_quick_demo_end_to_end(server, output_dir):
             expect(other.get_by_text("Recommendation.")).to_be_visible(timeout=30_000)
             other.wait_for_timeout(1500)
             other.screenshot(path=str(output_dir / "frontier-narrow.png"), full_page=True)
-            if os.environ.get("FRUGAL_UPDATE_DOCS_IMG"):
-                (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(tall, ROOT / "docs" / "img" / "frontier.png")
         finally:
             browser.close()

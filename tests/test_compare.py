@@ -34,13 +34,17 @@ def make_run(run_id: str, cells: list[CellResult], store_path: str = "") -> RunR
 def test_planted_regressions_and_noise_unpaired():
     a = make_run("A", [cell("acc-drop", 0.80, 10.0), cell("energy-up", 0.8, 10.0), cell("noise", 0.80, 10.0),
                        cell("overlap", 0.8, 10.0, spread=0.08), cell("one-repeat", 0.8, 10.0, repeats=1),
-                       cell("breaks", 0.8, 10.0), cell("gone", 0.8, 10.0)])
+                       cell("breaks", 0.8, 10.0), cell("gone", 0.8, 10.0), cell("was-broken", 0, 0, status="failed")])
     b = make_run("B", [cell("acc-drop", 0.62, 10.0), cell("energy-up", 0.8, 13.0), cell("noise", 0.78, 10.3),
                        cell("overlap", 0.8, 11.0, spread=0.08), cell("one-repeat", 0.8, 15.0, repeats=1),
                        cell("breaks", 0, 0, status="failed"), cell("new", 0.8, 10.0)])
     cmp = compare(a, b)
     by = {d.task: d for d in cmp.diffs}
-    assert {d.task for d in cmp.regressions} == {"acc-drop", "energy-up", "breaks"}
+    # "gone" was ok in A and is missing from B: a dropped candidate must not pass a CI gate;
+    # "was-broken" failed in A and is missing from B: nothing was lost
+    assert {d.task for d in cmp.regressions} == {"acc-drop", "energy-up", "breaks", "gone"}
+    assert by["gone"].status_b == "missing" and by["gone"].reasons == ("ok in A, missing from B",)
+    assert "was-broken" not in by
     assert by["acc-drop"].test == "two-proportion z (unpaired)" and by["acc-drop"].p_value < 0.01
     assert by["acc-drop"].accuracy_change_pts == pytest.approx(-18.0)
     assert by["energy-up"].intervals_overlap is False and by["energy-up"].energy_change == pytest.approx(0.3)
@@ -48,10 +52,12 @@ def test_planted_regressions_and_noise_unpaired():
     assert not by["overlap"].regression and by["overlap"].intervals_overlap  # +10 % but the intervals overlap
     assert not by["one-repeat"].regression and by["one-repeat"].intervals_overlap is None
     assert "failed in B" in by["breaks"].reasons[0]
-    assert cmp.only_a == [("s", "gone", "m", "fp32")] and cmp.only_b == [("s", "new", "m", "fp32")]
+    assert cmp.only_a == [("s", "gone", "m", "fp32"), ("s", "was-broken", "m", "fp32")]
+    assert cmp.only_b == [("s", "new", "m", "fp32")]
     text = cmp.render()
-    for part in ("REGRESSION", "z unpaired", "Only in A (1)", "Only in B (1)", "s/gone m [fp32]", "disjoint",
-                 "unpaired: per-item predictions not available", "3 regression(s)"):
+    for part in ("REGRESSION", "z unpaired", "Only in A (2)", "Only in B (1)", "s/gone m [fp32]", "disjoint",
+                 "unpaired: per-item predictions not available", "4 regression(s)", "6 matched cell(s)",
+                 "ok -> missing", "ok in A, missing from B"):
         assert part in text, part
     json.dumps(cmp.to_dict())
 
@@ -106,19 +112,64 @@ def test_paired_mcnemar_from_a_real_store(tmp_path):
     assert "McNemar" in cmp.render()
 
 
-def test_results_json_is_paired_when_the_store_holds_its_run(tmp_path):
+def test_results_json_carries_items_so_compare_is_paired_without_the_store(tmp_path):
+    from evaluator.report import write_json
+
+    store = Store(tmp_path / "st.sqlite")
+    base = [True] * 80 + [False] * 20
+    worse = [False] * 8 + [True] * 72 + [False] * 20
+    run_a = _stored_run(store, [(cell("t", 0.8, 10.0), _items(base))])
+    run_b = _stored_run(store, [(cell("t", 0.72, 10.0), _items(worse))])
+    a_json = write_json(load_result(run_a, str(store.path)), tmp_path / "a.json")
+    b_json = write_json(load_result(run_b, str(store.path)), tmp_path / "b.json")
+    doc = json.loads(a_json.read_text())
+    assert doc["cells"][0]["items"]["id"][:2] == ["i0", "i1"] and len(doc["cells"][0]["items"]["pred"]) == 100
+    store.path.unlink()  # the JSON files alone, as a CI job downloads them as artifacts
+    a, b = load_result(str(a_json)), load_result(str(b_json))
+    d = compare(a, b).diffs[0]
+    assert d.test == "mcnemar (paired)" and (d.a_only_correct, d.b_only_correct) == (8, 0) and d.regression
+    assert two_proportion_p(80, 100, 72, 100) > 0.05  # what the unpaired fallback would have said
+    assert not (tmp_path / "a.json").read_bytes().startswith(b"SQLite")  # never opened as a store
+
+
+def test_results_json_without_items_falls_back_to_unpaired_or_the_store(tmp_path):
     from evaluator.report import write_json
 
     store = Store(tmp_path / "st.sqlite")
     base = [True] * 80 + [False] * 20
     run_a = _stored_run(store, [(cell("t", 0.8, 10.0), _items(base))])
     run_b = _stored_run(store, [(cell("t", 0.8, 10.0), _items(base))])
-    a_json = write_json(load_result(run_a, str(store.path)), tmp_path / "a.json")
-    b_json = write_json(load_result(run_b, str(store.path)), tmp_path / "b.json")
-    a, b = load_result(str(a_json)), load_result(str(b_json))
-    assert compare(a, b).diffs[0].test == "two-proportion z (unpaired)"  # a results.json has no items
+    paths = []
+    for rid, name in ((run_a, "a.json"), (run_b, "b.json")):
+        path = write_json(load_result(rid, str(store.path)), tmp_path / name)
+        doc = json.loads(path.read_text())
+        for c in doc["cells"]:
+            del c["items"]  # as written by an older Frugal
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    a, b = load_result(paths[0]), load_result(paths[1])
+    assert compare(a, b).diffs[0].test == "two-proportion z (unpaired)"
     assert compare(a, b, store=str(store.path)).diffs[0].test == "mcnemar (paired)"
-    assert not (tmp_path / "a.json").read_bytes().startswith(b"SQLite")  # never opened as a store
+
+
+@pytest.mark.parametrize("items, why", [
+    ([1, 2], "expected an object"),
+    ({"id": ["a"], "gold": [0], "pred": [0, 1]}, "same length"),
+    ({"id": ["a", "a"], "gold": [0, 0], "pred": [0, 1]}, "distinct strings"),
+    ({"id": ["a"], "gold": ["0"], "pred": [0]}, "integers"),
+    ({"id": ["a"], "gold": [0]}, "must be lists"),
+])
+def test_malformed_items_in_results_json_name_the_field(tmp_path, items, why):
+    from evaluator.errors import ValidationError
+    from evaluator.report import write_json
+
+    path = write_json(make_run("A", [cell("t", 0.8, 10.0), cell("u", 0.8, 10.0)]), tmp_path / "r.json")
+    doc = json.loads(path.read_text())
+    doc["cells"][1]["items"] = items
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValidationError) as err:
+        load_result(str(path))
+    assert why in str(err.value) and "cells[1].items" in str(err.value) and "r.json" in str(err.value)
 
 
 def test_cli_compare_exit_codes(tmp_path, capsys):

@@ -428,14 +428,46 @@ def home(tmp_path, monkeypatch, pulled):
     return h
 
 
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == str(path):
+                return True
+    return False
+
+
 def test_two_cli_runs_and_a_job_write_one_store_at_once(tmp_path, home, output_dir):
+    """Two CLIs and a background job on one store, released together: their runs really overlap.
+
+    The test holds the store's write lock until all three processes have opened the file (each then
+    waits in SQLite's busy handler), so the overlap does not depend on how fast each interpreter starts
+    on a loaded machine. Creating a new file from many processes at once is the test above.
+    """
     from evaluator.jobs import start_job, wait_job
 
     t0 = time.monotonic()
-    store = tmp_path / "shared.sqlite"  # new: all three create it at the same moment
+    store = tmp_path / "shared.sqlite"
+    Store(store)  # schema and WAL
+    gate = sqlite3.connect(store, isolation_level=None)
+    gate.execute("BEGIN IMMEDIATE")  # the barrier: nobody writes until all three are waiting
     a = Frugal(_run_args(store, ("finance",), ("minilm-l6",)))
     b = Frugal(_run_args(store, ("health",), ("minilm-l6",)))
     job = start_job(_config(store, ("climate",), ("minilm-l6",)))
+    deadline = time.monotonic() + 240
+    pids = [a.pid, b.pid, job.pid]
+    while not all(_has_open(pid, store.resolve()) for pid in pids) and time.monotonic() < deadline:
+        assert a.proc.poll() is None and b.proc.poll() is None, (a.text, b.text)
+        time.sleep(0.1)
+    waited = round(time.monotonic() - t0, 1)
+    assert all(_has_open(pid, store.resolve()) for pid in pids), f"not all writers opened the store in {waited} s"
+    time.sleep(0.5)  # let each reach its first write
+    gate.execute("COMMIT")
+    gate.close()
     assert a.finish() == 0, a.text
     assert b.finish() == 0, b.text
     done = wait_job(job.job_id, timeout_s=600)
@@ -452,7 +484,7 @@ def test_two_cli_runs_and_a_job_write_one_store_at_once(tmp_path, home, output_d
         (("health", "triage", "ok"), ("health", "yes-no-maybe", "ok"))])
     windows = sorted((r["created_at"], r["finished_at"]) for r in runs.values())
     assert windows[-1][0] <= windows[0][1], f"the three runs did not overlap: {windows}"
-    _figures(output_dir, "cli_and_job", {"writers": ["cli", "cli", "job"], **counts,
+    _figures(output_dir, "cli_and_job", {"writers": ["cli", "cli", "job"], **counts, "barrier_s": waited,
                                          "runtime_s": round(time.monotonic() - t0, 1)})
 
 

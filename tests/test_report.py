@@ -6,10 +6,12 @@ shared real ``small_run``. Tests that start Chromium are marked ``browser`` and 
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,15 @@ import pytest
 from evaluator.errors import FrugalError
 from evaluator.pareto import mark_frontier, suite_points
 from evaluator.records import CellResult, SuitePoint
-from evaluator.report.badge import badge_filename, point_badge_svg, safe_name, write_badges
+from evaluator.report.badge import (
+    PNG_SCALE,
+    badge_filename,
+    grade_colour,
+    point_badge_png,
+    point_badge_svg,
+    safe_name,
+    write_badges,
+)
 from evaluator.report.plots import energy_axis_title, frontier_figure, model_colours
 from evaluator.report.writers import (
     _figure_script,
@@ -200,8 +210,10 @@ def test_model_colours_are_deterministic():
 # ---------------------------------------------------------------------------------------- badges
 def test_badges_are_valid_svg_with_safe_names(hostile, crafted, tmp_path):
     paths = write_badges(hostile, tmp_path) + write_badges(crafted, tmp_path / "c")
-    assert paths and all(p.parent.name == "badges" and p.suffix == ".svg" for p in paths)
-    for p in paths:
+    svgs = [p for p in paths if p.suffix == ".svg"]
+    assert svgs and all(p.parent.name == "badges" for p in paths)
+    assert sorted(p.with_suffix(".png") for p in svgs) == sorted(p for p in paths if p.suffix == ".png")
+    for p in svgs:
         assert re.fullmatch(r"[A-Za-z0-9._+-]+\.svg", p.name)
         ET.fromstring(p.read_text())  # well-formed
         assert "<script" not in p.read_text()
@@ -209,6 +221,26 @@ def test_badges_are_valid_svg_with_safe_names(hostile, crafted, tmp_path):
     assert badge_filename(pt).count("/") == 0 and safe_name("../../etc") == "etc"
     svg = point_badge_svg(crafted.frontiers["finance"][0])
     assert "energy" in svg and " est." in svg
+
+
+def test_png_badges_carry_the_grade_colour(crafted):
+    from PIL import Image
+
+    for pt in crafted.frontiers["finance"]:
+        img = Image.open(io.BytesIO(point_badge_png(pt))).convert("RGBA")
+        assert img.height == 20 * PNG_SCALE and img.width > img.height * 2
+        assert img.getpixel((0, 0))[3] == 0  # rounded, transparent corner
+        # the value half is filled with the grade's colour, the label half with the label grey
+        w = img.width
+        right = Counter(img.getpixel((x, 3)) for x in range(w * 3 // 4, w - 6))
+        left = Counter(img.getpixel((x, 3)) for x in range(6, w // 5))
+        assert right.most_common(1)[0][0][:3] == _rgb(grade_colour(pt.grade))
+        assert left.most_common(1)[0][0][:3] == _rgb("#555555")
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
 # ----------------------------------------------------------------------------------- PNG, browser

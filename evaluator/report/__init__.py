@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.pareto import recommend, suite_points
-from evaluator.records import SCHEMA_VERSION, CellResult, SuitePoint
+from evaluator.records import SCHEMA_VERSION, CellResult, ItemRecord, SuitePoint
 
 if TYPE_CHECKING:
     from evaluator.config import RunConfig
@@ -42,9 +42,16 @@ def results_dict(result: RunResult, tolerance_pts: float = 2.0) -> dict[str, Any
                 "accuracy_drop_pts": rec.accuracy_drop_pts, "energy_ratio": rec.energy_ratio,
                 "tolerance_pts": rec.tolerance_pts},
         }
-    cells = [c.to_dict() for c in result.cells]
-    for c in cells:
+    per_item = cell_items(result)
+    cells = []
+    for cell in result.cells:
+        c = cell.to_dict()
         c.pop("cell_key", None)
+        recs = per_item.get((cell.suite, cell.task, cell.model, cell.variant))
+        if recs:  # per-item answers: `frugal compare` runs a paired test on results.json files too
+            c["items"] = {"id": [r.item_id for r in recs], "gold": [r.gold for r in recs],
+                          "pred": [r.pred for r in recs], "pred_norm": [r.pred_norm for r in recs]}
+        cells.append(c)
     return {
         "schema": "frugal.results", "schema_version": SCHEMA_VERSION, "run_id": result.run_id,
         "status": result.status, "environment": result.environment, "meter": result.meter,
@@ -52,6 +59,53 @@ def results_dict(result: RunResult, tolerance_pts: float = 2.0) -> dict[str, Any
                   "carbon": "gCO2e (derived: kWh x grid intensity x PUE)"},
         "cells": cells, "frontiers": fronts,
     }
+
+
+def cell_items(result: RunResult) -> dict[tuple[str, str, str, str], list[ItemRecord]]:
+    """Per-item predictions of the run's ok cells: those read from its results.json, else from its store.
+
+    Empty when neither has them (a results.json written before items were included, or a deleted store).
+    """
+    if result.items is not None:
+        return result.items
+    from evaluator.store import Store, is_store_file
+
+    if not is_store_file(result.store_path):
+        return {}
+    store = Store(result.store_path)
+    out = {}
+    for c in result.cells:
+        if c.status == "ok":
+            try:
+                recs = store.items(result.run_id, c.suite, c.task, c.model, c.variant)
+            except Exception:  # noqa: BLE001 - a store without this run: no items, never a failed report
+                return {}
+            if recs:
+                out[(c.suite, c.task, c.model, c.variant)] = recs
+    return out
+
+
+def _items_from_json(raw: Any, path: Path, where: str) -> list[ItemRecord]:
+    from evaluator.errors import ValidationError
+
+    def bad(msg: str) -> ValidationError:
+        return ValidationError(f"{where}.items: {msg}", file=str(path), field=f"{where}.items")
+
+    if not isinstance(raw, dict):
+        raise bad("expected an object with lists id, gold, pred, pred_norm")
+    cols = {k: raw.get(k) for k in ("id", "gold", "pred")}
+    cols["pred_norm"] = raw.get("pred_norm", cols["pred"])
+    if not all(isinstance(v, list) for v in cols.values()):
+        raise bad("id, gold, pred (and pred_norm) must be lists")
+    if len({len(v) for v in cols.values()}) != 1:
+        raise bad("id, gold, pred and pred_norm must have the same length")
+    ints = [v for k in ("gold", "pred", "pred_norm") for v in cols[k]]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+        raise bad("gold, pred and pred_norm must hold integers (choice indices)")
+    if not all(isinstance(v, str) for v in cols["id"]) or len(set(cols["id"])) != len(cols["id"]):
+        raise bad("id must hold distinct strings")
+    return [ItemRecord(i, g, p, n, ()) for i, g, p, n in
+            zip(cols["id"], cols["gold"], cols["pred"], cols["pred_norm"], strict=True)]
 
 
 def write_json(result: RunResult, path: Path, tolerance_pts: float = 2.0) -> Path:
@@ -84,10 +138,15 @@ def read_results_json(path: Path) -> RunResult:
     if doc.get("schema_version", 0) > SCHEMA_VERSION:
         raise ValidationError(f"schema_version {doc['schema_version']} is newer than this Frugal understands",
                               file=str(path), field="schema_version")
-    cells = tuple(CellResult.from_dict(c) for c in doc.get("cells", []))
+    raw_cells = doc.get("cells", [])
+    if not isinstance(raw_cells, list) or not all(isinstance(c, dict) for c in raw_cells):
+        raise ValidationError("cells must be a list of objects", file=str(path), field="cells")
+    cells = tuple(CellResult.from_dict(c) for c in raw_cells)
+    items = {(c.suite, c.task, c.model, c.variant): _items_from_json(raw["items"], Path(path), f"cells[{i}]")
+             for i, (c, raw) in enumerate(zip(cells, raw_cells, strict=True)) if raw.get("items") is not None}
     fronts = suite_points(cells)
     return RunResult(doc.get("run_id", Path(path).stem), str(path), _mark_cells(cells, fronts), fronts,
-                     doc.get("environment", {}), doc.get("meter", {}), doc.get("status", "finished"))
+                     doc.get("environment", {}), doc.get("meter", {}), doc.get("status", "finished"), items)
 
 
 def write_outputs(result: RunResult, out: Path, config: RunConfig | None = None) -> list[Path]:
@@ -102,4 +161,4 @@ def write_outputs(result: RunResult, out: Path, config: RunConfig | None = None)
     return paths + write_reports(result, out, tol)
 
 
-__all__ = ["CSV_COLUMNS", "SuitePoint", "read_results_json", "results_dict", "write_outputs"]
+__all__ = ["CSV_COLUMNS", "SuitePoint", "cell_items", "read_results_json", "results_dict", "write_outputs"]

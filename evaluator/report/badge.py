@@ -1,4 +1,4 @@
-"""Energy-label badges: small self-made SVGs in the style of shields.io, one per (suite, model, variant).
+"""Energy-label badges in the style of shields.io, one per (suite, model, variant): SVG, and PNG via Pillow.
 
 The grade (A-E) is relative: it places a point's energy per 1,000 items on a log scale between the
 lowest and the highest of its suite in this run (:func:`evaluator.pareto.energy_grades`). All text is
@@ -17,7 +17,7 @@ import hashlib
 import re
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evaluator.records import SuitePoint
 
@@ -70,13 +70,71 @@ def badge_svg(label: str, value: str, colour: str, title: str = "") -> str:
     )
 
 
+#: PNG badges are drawn at this multiple of the SVG's 20 px height (sharp on high-DPI screens and slides).
+PNG_SCALE = 2
+_FONT_FILES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf", "Verdana.ttf", "Arial.ttf")
+
+
+def _png_font(size: int) -> Any:
+    from PIL import ImageFont
+
+    for name in _FONT_FILES:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)  # Pillow's own scalable font: no system font needed
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    c = colour.lstrip("#")
+    if not re.fullmatch(r"[0-9a-fA-F]{6}", c):
+        return (117, 117, 117)
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def badge_png(label: str, value: str, colour: str, scale: int = PNG_SCALE) -> bytes:
+    """The same two-part badge as :func:`badge_svg`, rasterised with Pillow (PNG bytes, transparent corners)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    font = _png_font(11 * scale)
+    probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
+    lw = int(probe.textlength(label, font=font)) + 12 * scale
+    vw = int(probe.textlength(value, font=font)) + 12 * scale
+    h = 20 * scale
+    img = Image.new("RGBA", (lw + vw, h), (0, 0, 0, 0))
+    body = Image.new("RGBA", img.size, _hex_rgb(LABEL_COLOUR) + (255,))
+    ImageDraw.Draw(body).rectangle((lw, 0, lw + vw, h), fill=_hex_rgb(colour) + (255,))
+    mask = Image.new("L", img.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, lw + vw - 1, h - 1), radius=3 * scale, fill=255)
+    img.paste(body, (0, 0), mask)
+    draw = ImageDraw.Draw(img)
+    for text, centre in ((label, lw / 2), (value, lw + vw / 2)):
+        draw.text((centre, h / 2 + scale), text, font=font, anchor="mm", fill=(1, 1, 1, 77))  # shadow
+        draw.text((centre, h / 2), text, font=font, anchor="mm", fill=(255, 255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def _fmt_energy(j: float) -> str:
     return f"{j:,.0f}" if j >= 100 else f"{j:.3g}"
 
 
+def _point_value(point: SuitePoint) -> str:
+    return (point.grade or "?") + (" est." if point.is_estimate else "")
+
+
+def point_badge_png(point: SuitePoint) -> bytes:
+    """The energy label of one suite point as a PNG (``energy | B est.``), for slides and documents."""
+    return badge_png("energy", _point_value(point), grade_colour(point.grade))
+
+
 def point_badge_svg(point: SuitePoint) -> str:
     """The energy label of one suite point: ``energy | B`` (``B est.`` when the energy is an estimate)."""
-    value = (point.grade or "?") + (" est." if point.is_estimate else "")
+    value = _point_value(point)
     title = (f"{point.model} {point.variant} on {point.suite}: energy grade {point.grade or '?'} "
              f"({_fmt_energy(point.energy_j_per_1k)} J per 1,000 items, "
              f"{'estimate' if point.is_estimate else 'measured'}: {point.energy_method}; "
@@ -96,7 +154,10 @@ def badge_filename(point: SuitePoint) -> str:
 
 
 def write_badges(result: RunResult, out_dir: Path) -> list[Path]:
-    """Write ``badges/<suite>-<model>-<variant>.svg`` for every suite point; names made unique if they clash."""
+    """Write ``badges/<suite>-<model>-<variant>.svg`` and ``.png`` for every suite point.
+
+    Names are made unique if two raw names sanitise to the same file name. Returns the SVG and PNG paths.
+    """
     folder = Path(out_dir) / "badges"
     folder.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -110,8 +171,11 @@ def write_badges(result: RunResult, out_dir: Path) -> list[Path]:
             seen.add(name)
             path = folder / name
             path.write_text(point_badge_svg(p), encoding="utf-8")
-            paths.append(path)
+            png = path.with_suffix(".png")
+            png.write_bytes(point_badge_png(p))
+            paths += [path, png]
     return paths
 
 
-__all__ = ["badge_filename", "badge_svg", "grade_colour", "point_badge_svg", "safe_name", "write_badges"]
+__all__ = ["PNG_SCALE", "badge_filename", "badge_png", "badge_svg", "grade_colour", "point_badge_png",
+           "point_badge_svg", "safe_name", "write_badges"]
