@@ -267,6 +267,19 @@ def tolerance_param(default: float) -> float:
     return round(tol * 2) / 2  # the slider's 0.5 steps
 
 
+def pick_run_or_stop(empty_message: str) -> tuple[str, Any, list[dict[str, Any]], dict[str, Any]]:
+    """The page's run: (run id, RunResult, all runs, its row). Stops the page with a message when there is none."""
+    runs = runs_now()
+    if not runs:
+        empty_state(empty_message)
+        st.stop()
+    run_id = run_picker(runs)
+    result = get_result(run_id) if run_id else None
+    if result is None:
+        st.stop()
+    return run_id, result, runs, next(r for r in runs if r["run_id"] == run_id)
+
+
 def set_params(**params: Any) -> None:
     """Make the URL say exactly what is on screen (None removes a parameter)."""
     for k, v in params.items():

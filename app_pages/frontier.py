@@ -136,15 +136,8 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
                                 "gCO2e": st.column_config.NumberColumn(format="%.4f")})
 
 
-runs = C.runs_now()
-if not runs:
-    C.empty_state("No runs yet. The quick demo (two small models, three suites) takes a few minutes.")
-    st.stop()
-run_id = C.run_picker(runs)
-result = C.get_result(run_id) if run_id else None
-if result is None:
-    st.stop()
-row = next(r for r in runs if r["run_id"] == run_id)
+run_id, result, _runs, row = C.pick_run_or_stop(
+    "No runs yet. The quick demo (two small models, three suites) takes a few minutes.")
 st.caption(f"{C.fmt_status(result.status)} · {row.get('done') or 0}/{row.get('planned_cells') or 0} cells · "
            f"created {row.get('created_at')} · meter {result.meter.get('meter', '?')}"
            f" ({result.meter.get('energy_method', '?')})")

@@ -49,15 +49,7 @@ def choice_text(choices: list[str], idx: int) -> str:
     return f"#{idx}"
 
 
-runs = C.runs_now()
-if not runs:
-    C.empty_state("No runs yet, so no items to compare.")
-    st.stop()
-run_id = C.run_picker(runs)
-result = C.get_result(run_id) if run_id else None
-if result is None:
-    st.stop()
-row = next(r for r in runs if r["run_id"] == run_id)
+run_id, result, _runs, row = C.pick_run_or_stop("No runs yet, so no items to compare.")
 version = C.run_version(row)
 ok = [c for c in result.cells if c.status == "ok"]
 suites = list(dict.fromkeys(c.suite for c in ok))

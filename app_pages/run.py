@@ -217,6 +217,21 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------ upload
+def _add_suite(place: Any, refused: str = "Upload refused", done: str = "Added suite") -> None:
+    """Run ``place()`` (it unpacks or builds a suite, validates it and returns its folder); say how it went."""
+    from evaluator.uploads import UploadError
+
+    try:
+        path = place()
+    except (UploadError, FrugalError) as exc:
+        st.error(f"{refused}: {C.md(exc)}")
+    except Exception as exc:  # noqa: BLE001
+        C.show_error(exc, refused)
+    else:
+        st.session_state["added_suite"] = str(path)
+        st.success(f"{done} **{C.md(path.name)}**. It is now in the suite list.")
+
+
 def upload_section() -> None:
     """Add a suite from a zipped folder or from a CSV/JSONL table with a column mapping."""
     from evaluator.uploads import (
@@ -235,29 +250,13 @@ def upload_section() -> None:
                        "50 MB, 200 files.")
             ups = st.file_uploader("Suite folder", accept_multiple_files="directory", key="up_dir")
             if ups and st.button("Add this suite", key="add_dir"):
-                try:
-                    path = suite_from_files(((u.name, u.getvalue()) for u in ups), uploads_dir())
-                except (UploadError, FrugalError) as exc:
-                    st.error(f"Upload refused: {C.md(exc)}")
-                except Exception as exc:  # noqa: BLE001
-                    C.show_error(exc, "Upload failed")
-                else:
-                    st.session_state["added_suite"] = str(path)
-                    st.success(f"Added suite **{C.md(path.name)}**. It is now in the suite list.")
+                _add_suite(lambda: suite_from_files(((u.name, u.getvalue()) for u in ups), uploads_dir()))
         with tab_zip:
             st.caption("A zip holding suite.yaml and its data files (at the top, or in one folder). "
                        "Limits: 50 MB unpacked, 200 files; links and '..' paths are refused.")
             up = st.file_uploader("Suite .zip", type=["zip"], key="up_zip")
             if up is not None and st.button("Add this suite", key="add_zip"):
-                try:
-                    path = extract_suite_zip(up.getvalue(), uploads_dir())
-                except (UploadError, FrugalError) as exc:
-                    st.error(f"Upload refused: {C.md(exc)}")
-                except Exception as exc:  # noqa: BLE001
-                    C.show_error(exc, "Upload failed")
-                else:
-                    st.session_state["added_suite"] = str(path)
-                    st.success(f"Added suite **{C.md(path.name)}**. It is now in the suite list.")
+                _add_suite(lambda: extract_suite_zip(up.getvalue(), uploads_dir()))
         with tab_table:
             st.caption("One row per item. Map the columns, then create a one-task suite.")
             up = st.file_uploader("CSV or JSONL", type=["csv", "jsonl", "tsv"], key="up_table")
@@ -303,16 +302,9 @@ def upload_section() -> None:
             suite_name = c3.text_input("Suite name", value=Path(up.name).stem.lower(), key="tbl_suite")
             task_name = c4.text_input("Task name", value="main", key="tbl_task")
             if st.button("Create the suite", key="tbl_create"):
-                try:
-                    path = suite_from_table(up.getvalue(), up.name, mapping, task_name, labels, uploads_dir(),
-                                            suite_name=suite_name)
-                except (UploadError, FrugalError) as exc:
-                    st.error(f"Cannot create the suite: {C.md(exc)}")
-                except Exception as exc:  # noqa: BLE001
-                    C.show_error(exc, "Cannot create the suite")
-                else:
-                    st.session_state["added_suite"] = str(path)
-                    st.success(f"Created suite **{C.md(path.name)}** in {C.md(path)}. It is now in the suite list.")
+                _add_suite(lambda: suite_from_table(up.getvalue(), up.name, mapping, task_name, labels,
+                                                    uploads_dir(), suite_name=suite_name),
+                           refused="Cannot create the suite", done="Created suite")
 
 
 # ------------------------------------------------------------------------------------------- form

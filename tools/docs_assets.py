@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default=str(ROOT / "out" / "demo" / "results.json"),
                     help="results.json of the demo run (default: out/demo/results.json)")
-    ap.add_argument("--store", help="the store the run lives in (default: the one recorded in results.json)")
+    ap.add_argument("--store", help="the store the run lives in (default: FRUGAL_STORE, else "
+                    "FRUGAL_HOME/results.sqlite)")
     ap.add_argument("--suite", default="finance", help="suite shown in the screenshot (default: finance)")
     ap.add_argument("--demo-config", default=str(ROOT / "demo.yaml"))
     ap.add_argument("--any-run", action="store_true", help="do not check that the run is the default demo")
@@ -100,9 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         _check_is_demo(result, Path(args.demo_config))
     size = write_report(result, Path(args.report))
     print(f"wrote {args.report} ({size / 1e6:.2f} MB, run {result.run_id}, {len(result.cells)} cells)")
-    store = args.store or result.store_path
-    if not Path(store).is_file():
-        raise SystemExit(f"store {store} does not exist (pass --store)")
+    from evaluator.store import Store, default_store_path, is_store_file
+
+    store = args.store or str(default_store_path())
+    if not is_store_file(store):
+        raise SystemExit(f"{store} is not a results store (pass --store, or set FRUGAL_STORE as for `make demo`)")
+    if result.run_id not in {r["run_id"] for r in Store(store).list_runs()}:
+        raise SystemExit(f"run {result.run_id} is not in {store} (pass --store, or set FRUGAL_STORE as for "
+                         "`make demo`)")
     screenshot_frontier(result.run_id, store, args.suite, Path(args.image))
     print(f"wrote {args.image} (Frontier page, suite {args.suite}, run {result.run_id})")
     return 0
