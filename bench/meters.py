@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -27,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
+from _out import write_section  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from evaluator.config import RunConfig  # noqa: E402
 from evaluator.meters import MeterOptions, create_meter  # noqa: E402
@@ -166,10 +166,7 @@ def main() -> int:
         md += ["", f"**Repeatability** (one cell per model and task, 5 repeats, `estimate` meter, {args.limit} items):",
                "", "| model | task | items | mean J per pass | CV of energy | CV of duration |",
                "|---|---|---:|---:|---:|---:|", *cv]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(md) + "\n")
-    Path(args.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print("\n".join(md))
+    write_section(args.out, md, raw)
     return 0
 
 

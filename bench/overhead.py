@@ -20,7 +20,6 @@ alternate ``--rounds`` times; medians reported.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
+from _out import write_section  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from evaluator.config import RunConfig  # noqa: E402
 from evaluator.models import default_registry_path, load_registry, resolve  # noqa: E402
@@ -195,10 +195,7 @@ def main() -> int:
           f"(batch {args.batch_size}; medians of {args.rounds} alternating rounds).", "",
           "| model | task | items | bare loop s | Frugal cell s | of which scoring window s | Frugal / bare | "
           "accuracy (both) | one-off footprint s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(md) + "\n")
-    Path(args.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print("\n".join(md))
+    write_section(args.out, md, raw)
     return 0
 
 

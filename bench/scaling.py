@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _out import write_section  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,10 +88,7 @@ def main() -> int:
           f"Least-squares fit of the scoring window: t = {a:.2f} s + {b * 1000:.1f} ms x n; largest relative "
           f"residual {resid * 100:.1f} %. Time per item at the largest size / at the smallest: "
           f"{res[-1]['window_s'] / res[-1]['n'] / (res[0]['window_s'] / res[0]['n']):.2f}."]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(md) + "\n")
-    Path(args.out).with_suffix(".json").write_text(json.dumps(res, indent=1))
-    print("\n".join(md))
+    write_section(args.out, md, res)
     return 0
 
 

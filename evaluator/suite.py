@@ -258,7 +258,7 @@ def _load_task(t: Any, suite: str, path: Path, index: int = 0, tasks_line: int |
             used.update(template_fields(tpl))
         except ValueError as exc:
             raise err(str(exc), fld) from None
-        if not _is_text(tpl):
+        if not is_text(tpl):
             raise err("not valid Unicode text (an unpaired surrogate or a NUL character)", fld)
     labels: tuple[Label, ...] = ()
     if ttype == "classification":
@@ -405,7 +405,7 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
         if not isinstance(iid, str | int) or isinstance(iid, bool) or str(iid).strip() == "":
             raise bad("required: a unique id (string)", "id")
         iid = str(iid)
-        if not _is_text(iid):
+        if not is_text(iid):
             raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", "id")
         if iid in seen:
             raise bad(f"duplicate id (first on line {seen[iid]})", "id")
@@ -421,7 +421,7 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
                 raise bad("missing (the prompt template uses it)", fld)
             if not isinstance(obj[fld], str | int | float) or isinstance(obj[fld], bool):
                 raise bad("must be text", fld)
-            if isinstance(obj[fld], str) and not _is_text(obj[fld]):
+            if isinstance(obj[fld], str) and not is_text(obj[fld]):
                 raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", fld)
         if shape.type == "classification":
             label = obj.get("label")
@@ -436,7 +436,7 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
             if not isinstance(choices, list) or not 2 <= len(choices) <= 10 or not all(
                     isinstance(c, str) and c.strip() for c in choices):
                 raise bad("must be a list of 2-10 non-empty strings", "choices")
-            if not all(_is_text(c) for c in choices):
+            if not all(is_text(c) for c in choices):
                 raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", "choices")
             if len(set(choices)) != len(choices):
                 raise bad("choices must be distinct", "choices")
@@ -449,7 +449,7 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
     return items
 
 
-def _is_text(s: str) -> bool:
+def is_text(s: str) -> bool:
     """True when ``s`` can be stored and tokenised: encodable as UTF-8, no NUL characters."""
     try:
         s.encode("utf-8")

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from evaluator.errors import FrugalError, ValidationError
+from evaluator.suite import is_text as _is_text
 
 MAX_BYTES = 50_000_000
 #: Environment variable overriding MAX_BYTES, in MB (the app's own limit is Streamlit's server.maxUploadSize,
@@ -347,14 +348,6 @@ def _answer_index(ans: Any, choices: list[str], answer_is: str, bad: Any) -> int
             "text": "the text of one of the choices"}[answer_is]
     shown = repr(ans) if len(repr(ans)) <= 80 else repr(ans)[:77] + "..."
     raise bad(f"answer {shown} is not {want}")
-
-
-def _is_text(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in s
 
 
 def _clean(s: str) -> str:
