@@ -93,7 +93,7 @@ def get_result(run_id: str) -> Any:
     try:
         return load_run(run_id, store_path(), run_version(rows[run_id]))
     except FrugalError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     except Exception as exc:  # noqa: BLE001 - shown without a traceback
         st.error(f"Cannot load run {md(run_id)}: {type(exc).__name__}: {md(exc)}")
     return None

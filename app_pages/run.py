@@ -46,7 +46,7 @@ def _cancel(job_id: str) -> None:
     try:
         cancel_job(job_id)
     except FrugalError as exc:
-        st.session_state[f"cancel_error_{job_id}"] = f"Cannot cancel: {exc}"
+        st.session_state[f"cancel_error_{job_id}"] = f"Cannot cancel: {C.md(exc)}"
 
 
 def render_job(job: Any) -> None:
