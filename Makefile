@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make app    set up, pull the offline models, serve the app at http://127.0.0.1:8501
+#   make app    set up, serve the app at http://127.0.0.1:8501 (the demo's models are pulled in the background)
 #   make test   set up, pull the test models, install chromium if missing, run the tests
 # Everything is idempotent; nothing asks questions.
 
@@ -7,6 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FRUGAL := $(VENV)/bin/frugal
 STAMP  := $(VENV)/.frugal-installed
+DEMO_MODELS := minilm-l6 smollm2-135m
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
@@ -47,7 +48,10 @@ demo: models
 docs-assets: $(STAMP) chromium
 	$(PY) tools/docs_assets.py --results out/demo/results.json
 
-app: models chromium
+# Serves as soon as the environment is installed: the quick demo's two models are pulled in the background
+# (progress on the Run page), the other models on demand (Pull buttons on the Run page, or `make models`).
+app: $(STAMP)
+	$(PY) -m evaluator.background_pull --detach $(DEMO_MODELS)
 	$(VENV)/bin/streamlit run app.py
 
 test: test-models chromium

@@ -1,13 +1,15 @@
-"""Helpers shared by the pages: the store handle, cached loaders, the run picker, permalinks, downloads.
+"""Helpers shared by the pages: store handle, cached loaders, run picker, permalinks, downloads, actions.
 
-Only display code lives here; everything that computes a result is in ``evaluator``.
+The two actions are the ones every page's empty state offers (start a run, start the quick demo).
+
+Nothing here computes a result: results come from ``evaluator``, and the actions are thin calls into
+``evaluator.jobs`` (which starts, queues and watches the background job), shown with their errors.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from evaluator.errors import FrugalError
+from evaluator.textsafe import md_escape
 
 #: Run statuses that mean "still being written".
 LIVE = ("running",)
@@ -25,17 +28,15 @@ QUICK_DEMO = {"suites": ("finance", "health", "climate"), "models": ("minilm-l6"
               "variants": ("fp32", "bf16"), "limit": 10, "repeats": 1, "meter": "auto"}
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|<>~$])")
-
-
 def md(text: Any) -> str:
     """Escape a user-supplied string (a name, an error, item text) for st.markdown and friends.
 
     The characters that make links, images, emphasis, code, tables, headings, maths, HTML and Streamlit's
-    ``:colour[...]`` directives get a backslash, so the text is shown as typed: a model called
-    ``![x](http://host/t.png)`` or ``<img src=...>`` can neither load anything nor change the layout.
+    ``:colour[...]`` directives get a backslash (evaluator.textsafe.md_escape), so the text is shown as
+    typed: a model called ``![x](http://host/t.png)`` or ``<img src=...>`` can neither load anything nor
+    change the layout.
     """
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    return md_escape(text)
 
 
 # ------------------------------------------------------------------------------------------ store
@@ -173,12 +174,78 @@ def fmt_status(status: str) -> str:
     return f"{icons.get(status, '')} {status}".strip()
 
 
-def run_label(row: dict[str, Any]) -> str:
-    """How a run is named in pickers."""
+def friendly_time(iso: str | None) -> str:
+    """'today 14:03' / 'yesterday 09:12' / '3 Dec 14:03' / '3 Dec 2025' in local time, from a stored ISO time."""
+    from datetime import datetime, timedelta
+
+    if not iso:
+        return "–"
+    try:
+        t = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is not None:
+        t = t.astimezone()
+    now = datetime.now(t.tzinfo)
+    if t.date() == now.date():
+        return f"today {t:%H:%M}"
+    if t.date() == (now - timedelta(days=1)).date():
+        return f"yesterday {t:%H:%M}"
+    return f"{t.day} {t:%b %H:%M}" if t.year == now.year else f"{t.day} {t:%b %Y}"
+
+
+def now_iso() -> str:
+    """The current UTC time as stored (ISO, seconds)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from one stored ISO time to another (None when either is missing)."""
+    from datetime import datetime
+
+    try:
+        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt_duration(s: float | None) -> str:
+    """'45 s' / '2 min 49 s' / '1 h 05 min'."""
+    if s is None:
+        return "–"
+    s = max(0, round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def run_name(row: dict[str, Any]) -> str:
+    """A friendly name for a run: what it ran and when ('finance, health · minilm-l6 +1 · today 14:03')."""
     cfg = row.get("config") or {}
-    suites = ", ".join(Path(s).name for s in cfg.get("suites", []))
-    return (f"{row['run_id']} · {row['status']} · {row.get('done') or 0}/{row.get('planned_cells') or 0} cells"
-            f" · {suites}")
+    suites = ", ".join(Path(s).name for s in cfg.get("suites", [])) or "?"
+    models = list(cfg.get("models", []))
+    who = models[0] + (f" +{len(models) - 1}" if len(models) > 1 else "") if models else "?"
+    return f"{suites} · {who} · {friendly_time(row.get('created_at'))}"
+
+
+def run_label(row: dict[str, Any]) -> str:
+    """How a run is named in pickers: its friendly name, status, cells, and its id."""
+    return (f"{run_name(row)} · {row['status']} · {row.get('done') or 0}/{row.get('planned_cells') or 0} cells"
+            f" · {row['run_id']}")
+
+
+def active_jobs() -> list[Any]:
+    """The jobs running or queued now (anyone's); [] when the jobs folder cannot be read."""
+    from evaluator.jobs import list_jobs
+
+    try:
+        return [j for j in list_jobs() if j.active]
+    except OSError:
+        return []
 
 
 def quick_demo_config() -> Any:
@@ -190,10 +257,14 @@ def quick_demo_config() -> Any:
 
 def start_run(config: Any) -> str | None:
     """Start ``config`` as a background job; its id, or None with the reason shown (never a traceback)."""
-    from evaluator.jobs import start_job
+    from evaluator.jobs import estimate_seconds, start_job
 
     try:
-        return start_job(config).job_id
+        est = estimate_seconds(config)
+    except Exception:  # noqa: BLE001 - an estimate never stops a run
+        est = None
+    try:
+        return start_job(config, estimate_s=est).job_id
     except Exception as exc:  # noqa: BLE001 - FrugalError or anything else: one line on screen
         show_error(exc, "Cannot start the run")
         return None
@@ -210,6 +281,13 @@ def start_quick_demo() -> str | None:
         return None
     missing = [m for m in QUICK_DEMO["models"] if status.get(m) == "not pulled"]
     if missing:
+        from evaluator.background_pull import read_status
+
+        bg = read_status()
+        if bg.get("alive") and all(m in bg.get("models", {}) for m in missing):
+            st.warning(f"The quick demo's model(s) {md(', '.join(missing))} are still being pulled in the "
+                       "background (progress at the top of the Run page). Start the demo when they are ready.")
+            return None
         st.error(f"Model(s) not pulled yet: {md(', '.join(missing))}. Pull them in the Models section of the Run "
                  "page (or run `frugal models pull NAME`), then start the demo again.")
         return None

@@ -92,6 +92,53 @@ def badge_downloads(points: list[Any], suite: str) -> None:
                                 key=f"badge_png_{suite}")
 
 
+def _find(d: Any, key: str) -> Any:
+    """The first value of ``key`` in a nested dict (the auto meter nests its parts' contexts)."""
+    if isinstance(d, dict):
+        if d.get(key) not in (None, ""):
+            return d[key]
+        for v in d.values():
+            found = _find(v, key)
+            if found not in (None, ""):
+                return found
+    elif isinstance(d, list | tuple):
+        for v in d:
+            found = _find(v, key)
+            if found not in (None, ""):
+                return found
+    return None
+
+
+def hardware_line(env: dict[str, Any], meter: dict[str, Any]) -> str:
+    """'Measured on AMD EPYC 7B13 (2 cores, 2 threads, cpu) · meter auto → estimate · 10.0 W per core (TDP table)'."""
+    cpu = env.get("cpu_model") or _find(meter, "cpu_model") or "an unknown CPU"
+    bits = [f"{env['cpu_count']} cores" if env.get("cpu_count") else None,
+            f"{env['threads']} threads" if env.get("threads") else None, env.get("device")]
+    hw = f"{C.md(cpu)} ({', '.join(str(b) for b in bits if b)})" if any(bits) else C.md(cpu)
+    if env.get("gpu"):
+        hw += f" + {C.md(env['gpu'])}"
+    name = meter.get("meter") or "?"
+    method = meter.get("energy_method") or _find(meter, "energy_method")
+    line = f"Measured on {hw} · meter **{C.md(name)}**" + (f" ({C.md(method)})" if method and method != name else "")
+    wpc = _find(meter, "watts_per_core")
+    if wpc is not None:
+        src = _find(meter, "watts_per_core_source")
+        try:
+            line += f" · {float(wpc):.1f} W per busy core" + (f" ({C.md(src)})" if src else "")
+        except (TypeError, ValueError):
+            pass
+    idle = meter.get("idle_power_w")
+    if isinstance(idle, int | float) and idle:
+        line += f" · idle {idle:.1f} W subtracted"
+    return line
+
+
+def measured_on(result: Any) -> None:
+    """Hardware, meter and the watts-per-core figure the energy rests on, next to the estimate warning."""
+    st.caption(":material/memory: " + hardware_line(result.environment or {}, result.meter or {})
+               + ". Full details: Runs page → Settings, environment and meter.")
+
+
 def suite_view(result: Any, suite: str, tolerance: float) -> None:
     """Figure, recommendation, grades and table of one suite."""
     from evaluator.pareto import recommend
@@ -121,6 +168,7 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
             st.caption(":orange[:material/warning:] Energy here is an **estimate** (no hardware counter was "
                        "readable on the machine "
                        "that ran it): compare points with each other, not with measured figures.")
+        measured_on(result)
         grade_badges(points)
         st.dataframe(points_frame(points), hide_index=True, width="stretch",
                      column_config={"grade": st.column_config.TextColumn("grade", help=GRADE_HELP)})
@@ -139,8 +187,7 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
 run_id, result, _runs, row = C.pick_run_or_stop(
     "No runs yet. The quick demo (two small models, three suites) takes a few minutes.")
 st.caption(f"{C.fmt_status(result.status)} · {row.get('done') or 0}/{row.get('planned_cells') or 0} cells · "
-           f"created {row.get('created_at')} · meter {result.meter.get('meter', '?')}"
-           f" ({result.meter.get('energy_method', '?')})")
+           f"run {run_id} · created {C.friendly_time(row.get('created_at'))}")
 if result.status in C.LIVE:
     st.info("This run is still going: the page shows the cells stored so far. Reload to see more.")
 suites = list(dict.fromkeys([c.suite for c in result.cells]))

@@ -1,7 +1,7 @@
-"""Items page: two cells of the same task side by side.
+"""Items page: two cells of the same task side by side, or one cell's answers on every item.
 
-Shows the items where their answers differ (text, choices, each answer) and McNemar's paired test on
-per-item correctness.
+Shows the items where their answers differ (or all items) with text, choices and each answer, and
+McNemar's paired test on per-item correctness.
 """
 
 from __future__ import annotations
@@ -65,21 +65,69 @@ tasks = list(dict.fromkeys(c.task for c in ok if c.suite == suite))
 task = c2.selectbox("Task", tasks, index=tasks.index(qp["task"]) if qp.get("task") in tasks else 0,
                     key=f"items_task_{run_id}_{suite}")
 labels = [f"{c.model}:{c.variant}" for c in ok if c.suite == suite and c.task == task]
+texts = suite_texts(row.get("config") or {}, suite)
+task_texts = (texts or {}).get("tasks", {}).get(task, {})
+TEXT_COLUMNS = {"item": st.column_config.TextColumn("item", width="small"),
+                "text": st.column_config.TextColumn("text", width="large"),
+                "choices": st.column_config.TextColumn("choices", width="large"),
+                "correct": st.column_config.TextColumn("correct", width="medium")}
+
+
+def answers_table(label: str) -> None:
+    """Every item of one cell with its answer (the view for a cell with nothing to compare it with)."""
+    import pandas as pd
+
+    m, v = label.split(":", 1)
+    items = cell_items(run_id, C.store_path(), version, suite, task, m, v)
+    rows = []
+    for iid, gold, pred in items:
+        info = task_texts.get(iid, {})
+        choices = info.get("choices", [])
+        rows.append({"item": iid, "text": info.get("text", ""),
+                     "choices": " | ".join(choice_text(choices, i) for i in range(len(choices))),
+                     "correct": choice_text(choices, gold),
+                     f"answer of {label}": ("✓ " if pred == gold else "✗ ") + choice_text(choices, pred)})
+    right = sum(p == g for _, g, p in items)
+    st.markdown(f"##### All {len(rows)} answers of {C.md(label)} ({right} right)")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=TEXT_COLUMNS)
+        full_item_box(rows)
+
+
+def full_item_box(rows: list[dict[str, Any]]) -> None:
+    """One item in full (long texts and choices do not fit a table cell)."""
+    with st.expander("Read one item in full", icon=":material/article:"):
+        pick = st.selectbox("Item", [r["item"] for r in rows], key=f"items_full_{run_id}_{suite}_{task}")
+        r = next(x for x in rows if x["item"] == pick)
+        for k, v in r.items():
+            st.markdown(f"**{C.md(k)}**: {C.md(v)}")
+
+
 if len(labels) < 2:
-    st.info(f"Only one finished cell for {C.md(suite)}/{C.md(task)}: there is nothing to compare it with.")
+    st.info(f"Only one finished cell for {C.md(suite)}/{C.md(task)}: there is nothing to compare it with; "
+            "here are its answers.")
+    answers_table(labels[0])
     st.stop()
 a_def = labels.index(qp["a"]) if qp.get("a") in labels else 0
-if qp.get("b") in labels and qp.get("b") != labels[a_def]:
+same_in_link = qp.get("b") in labels and qp.get("b") == labels[a_def]
+if qp.get("b") in labels and not same_in_link:
     b_def = labels.index(qp["b"])
 else:  # by default compare with another model (more to see), else with another variant
     other = [i for i, lab in enumerate(labels) if lab.split(":")[0] != labels[a_def].split(":")[0]]
     b_def = other[0] if other else (1 if a_def == 0 else 0)
 c3, c4 = st.columns(2)
-a = c3.selectbox("Cell A (model:variant)", labels, index=a_def, key=f"items_a_{run_id}_{suite}_{task}")
-b = c4.selectbox("Cell B (model:variant)", labels, index=b_def, key=f"items_b_{run_id}_{suite}_{task}")
+key_a, key_b = f"items_a_{run_id}_{suite}_{task}", f"items_b_{run_id}_{suite}_{task}"
+a = c3.selectbox("Cell A (model:variant)", labels, index=a_def, key=key_a)
+b = c4.selectbox("Cell B (model:variant)", labels, index=b_def, key=key_b)
+if same_in_link and st.session_state.get("_items_said_same") != (a, qp.get("b")):
+    st.info(f"The link asks for {C.md(qp.get('b'))} as both A and B; B is set to {C.md(b)} instead. Pick B "
+            "yourself to change it.")
+    st.session_state["_items_said_same"] = (a, qp.get("b"))
 C.set_params(run=run_id, suite=suite, task=task, a=a, b=b)
 if a == b:
-    st.info("Choose two different cells.")
+    st.info(f"A and B are the same cell ({C.md(a)}): choose another B to compare. Meanwhile, here are all of "
+            "its answers.")
+    answers_table(a)
     st.stop()
 
 (ma, va), (mb, vb) = a.split(":", 1), b.split(":", 1)
@@ -102,10 +150,13 @@ n = len(pairs)
 acc_a, acc_b = sum(correct_a) / n, sum(correct_b) / n
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(f"Accuracy A ({C.md(a)})", f"{acc_a:.1%}")
-m2.metric(f"Accuracy B ({C.md(b)})", f"{acc_b:.1%}", delta=f"{(acc_b - acc_a) * 100:+.1f} pts")
+diff = round((acc_b - acc_a) * 100, 1)
+m2.metric(f"Accuracy B ({C.md(b)})", f"{acc_b:.1%}", delta=f"{diff:+.1f} pts" if diff else "same as A",
+          delta_color="normal" if diff else "off")
 m3.metric("Only A right / only B right", f"{test['a_only']} / {test['b_only']}")
 m4.metric("McNemar p-value", f"{test['p_value']:.3g}", help="Exact two-sided McNemar test on the items where "
-          "exactly one of the two is right (evaluator.stats.mcnemar).")
+          "exactly one of the two is right: the chance of a split at least this uneven if A and B were equally "
+          "accurate.")
 if test["a_only"] + test["b_only"] == 0:
     st.info(f"McNemar p-value = {test['p_value']:.3g}: the two cells are right on exactly the same items.")
 elif test["p_value"] < 0.05:
@@ -116,12 +167,13 @@ else:
     st.info(f"McNemar p-value = {test['p_value']:.3g} (≥ 0.05): over these {n} items the difference between the "
             "two could be chance. More items would give a sharper answer.")
 
-texts = suite_texts(row.get("config") or {}, suite)
-task_texts = (texts or {}).get("tasks", {}).get(task, {})
-only_split = st.toggle("Only items where exactly one is right (what McNemar counts)", value=False, key="only_split")
+views = {"differ": "Answers differ", "split": "Exactly one is right (what McNemar counts)", "all": "All items"}
+show = st.segmented_control("Show items", list(views), format_func=views.get, default="differ",
+                            key="items_show") or "differ"
+only_split = show == "split"
 rows = []
 for (iid, gold, pa), (_, _, pb) in pairs:
-    if pa == pb:
+    if show != "all" and pa == pb:
         continue
     if only_split and (pa == gold) == (pb == gold):
         continue
@@ -132,15 +184,20 @@ for (iid, gold, pa), (_, _, pb) in pairs:
                  "correct": choice_text(choices, gold),
                  f"A: {a}": ("✓ " if pa == gold else "✗ ") + choice_text(choices, pa),
                  f"B: {b}": ("✓ " if pb == gold else "✗ ") + choice_text(choices, pb)})
-st.markdown(f"##### {len(rows)} item(s) where the answers differ" + (" and one is right" if only_split else "")
-            + f" (of {n})")
+if show == "all":
+    st.markdown(f"##### All {n} items, with both answers")
+else:
+    st.markdown(f"##### {len(rows)} item(s) where the answers differ" + (" and one is right" if only_split else "")
+                + f" (of {n})")
 if rows:
     import pandas as pd
 
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"text": st.column_config.TextColumn(width="large")})
+                 column_config={**TEXT_COLUMNS, f"A: {a}": st.column_config.TextColumn(width="medium"),
+                                f"B: {b}": st.column_config.TextColumn(width="medium")})
+    full_item_box(rows)
 else:
-    st.info("The two cells give the same answer on every item.")
+    st.info("The two cells give the same answer on every item. Choose **All items** to see them.")
 st.divider()
 C.download_buttons(run_id, key="items_dl")
 C.permalink("items", run=run_id, suite=suite, task=task, a=a, b=b)

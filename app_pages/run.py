@@ -22,11 +22,9 @@ st.caption("Pick domain suites, models and variants. Each run measures accuracy 
 
 # ------------------------------------------------------------------------------------------ jobs
 def _fmt_secs(s: float) -> str:
-    if s < 90:
-        return f"about {max(5, round(s / 5) * 5):.0f} s"
-    if s < 5400:
-        return f"about {round(s / 60):.0f} min"
-    return f"about {s / 3600:.1f} h"
+    from evaluator.planner import fmt_seconds
+
+    return fmt_seconds(s)
 
 
 def _cells_frame(job: Any) -> Any:
@@ -50,21 +48,35 @@ def _cancel(job_id: str) -> None:
 
 
 def render_job(job: Any) -> None:
-    """One job: status, progress bar, per-cell table, cancel button, outcome."""
+    """One job: status, progress bar, per-cell table, cancel button, outcome.
+
+    The user sees one id, the run's (the one the Frontier, Items and Runs pages and the store use); the
+    job id (the background process's file) is named as such in small print.
+    """
     with st.container(border=True):
         top = st.columns([4, 1])
-        top[0].markdown(f"**Job {job.job_id}** — {C.fmt_status(job.status)}"
-                        + (f" · run `{job.run_id}`" if job.run_id else ""))
+        cfg = job.config or {}
+        what = (f"{', '.join(Path(s).name for s in cfg.get('suites', []))} · {' + '.join(cfg.get('models', []))}"
+                f" · {', '.join(cfg.get('variants', []))}")
+        title = f"**Run `{job.run_id}`**" if job.run_id else "**New run**"
+        top[0].markdown(f"{title} — {C.fmt_status(job.status)} · {C.md(what)}")
+        top[0].caption(f"started {C.friendly_time(job.started_at or job.created_at)} · background job "
+                       f"{job.job_id}" + ("" if job.run_id else " (the run id is given when it starts)"))
         if job.active and not job.cancel_requested:
-            top[1].button("Cancel", icon=":material/stop_circle:", key=f"cancel_{job.job_id}", on_click=_cancel,
-                          args=(job.job_id,), help="The current cell finishes, then the run stops and is stored "
-                          "as cancelled.")
+            top[1].button("Cancel" if not job.queued else "Remove from queue", icon=":material/stop_circle:",
+                          key=f"cancel_{job.job_id}", on_click=_cancel, args=(job.job_id,),
+                          help="The current cell finishes, then the run stops and is stored as cancelled."
+                          if not job.queued else "It has not started: nothing is measured or stored.")
         if st.session_state.get(f"cancel_error_{job.job_id}"):
             st.error(st.session_state[f"cancel_error_{job.job_id}"])
         planned = job.cells_planned or 0
+        if job.queued:
+            behind = f" job {job.queued_behind}" if job.queued_behind else " the running job"
+            st.info(f"Queued: starts when{behind} finishes (one run at a time, so runs do not distort each "
+                    "other's timing and energy).", icon=":material/schedule:")
         text = f"{job.cells_done}/{planned} cells"
         if job.current:
-            text += f" · {job.current}"
+            text += f" · now: {job.current}"
         st.progress(job.progress, text=text)
         if job.cells:
             st.dataframe(_cells_frame(job), hide_index=True, width="stretch",
@@ -84,6 +96,11 @@ def render_job(job: Any) -> None:
                      f"Its log is at {C.md(job.log_path)}.")
         elif job.status == "cancelling":
             st.info("Stopping after the current cell…")
+        if not job.active and job.status in ("finished", "finished-with-failures") and job.started_at:
+            wall = C.seconds_between(job.started_at, job.finished_at)
+            if wall is not None:
+                est = f" (estimated beforehand: {C.fmt_duration(job.estimate_s)})" if job.estimate_s else ""
+                st.caption(f"Took {C.fmt_duration(wall)}{est}.")
         if job.run_id and not job.active and job.cells_done:
             links = st.columns(3)
             links[0].page_link(C.PAGE_FILES["frontier"], label="Open the frontier", icon=":material/scatter_plot:",
@@ -193,6 +210,17 @@ def start(config: Any) -> None:
     watch(C.start_run(config))
 
 
+def start_label(what: str, busy: bool) -> str:
+    """'Start the run', or 'Queue: start the run' while a job is running (one run at a time)."""
+    return f"Queue: {what[0].lower()}{what[1:]}" if busy else what
+
+
+def busy_note(busy: bool) -> str | None:
+    """The tooltip of a start button while a job runs."""
+    return ("A job is running: this one is queued and starts when it finishes (one run at a time, so runs do "
+            "not distort each other's timing and energy)." if busy else None)
+
+
 def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
     """Show the one-click start for a new user."""
     d = C.QUICK_DEMO
@@ -202,18 +230,55 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
             if not runs and not busy:
                 st.markdown("#### No runs yet")
             try:
-                cells, est = grid_summary(json.dumps(C.quick_demo_config().to_dict(), sort_keys=True))
-                size = f" {cells} cells, estimated {_fmt_secs(est)}."
+                cells, est, _all, _max = grid_summary(json.dumps(C.quick_demo_config().to_dict(), sort_keys=True),
+                                                      _store_version())
+                size = f" {cells} cells, estimated {_fmt_secs(est.total_s)}" + (
+                    " (all stored already: reused)." if est.all_reused else ".")
             except Exception:  # noqa: BLE001 - the button below reports real problems
                 size = ""
             st.markdown(f"**Quick demo**: {', '.join(d['suites'])} · {' + '.join(d['models'])} · "
                         f"{' and '.join(d['variants'])} · {d['limit']} items a task · {d['repeats']} repeat."
                         + size)
-        clicked = cols[1].button("Run the quick demo", icon=":material/rocket_launch:",
+        running = C.active_jobs()
+        clicked = cols[1].button(start_label("Run the quick demo", bool(running)), icon=":material/rocket_launch:",
                                  type="primary" if not runs else "secondary",
-                                 key="quick_demo", width="stretch")
+                                 key="quick_demo", width="stretch", help=busy_note(bool(running)))
     if clicked:
         watch(C.start_quick_demo())
+
+
+def background_pull_box() -> None:
+    """Progress of the models being pulled in the background (``make app`` starts the quick demo's)."""
+    from evaluator.background_pull import read_status
+
+    bg = read_status()
+    models = bg.get("models") or {}
+    if not models or (not bg.get("alive") and all(m.get("status") == "ready" for m in models.values())
+                      and bg.get("finished_at")
+                      and (C.seconds_between(bg["finished_at"], C.now_iso()) or 0) > 600):
+        return
+    icons = {"ready": ":green[:material/check_circle:]", "pulling": ":blue[:material/downloading:]",
+             "waiting": ":gray[:material/schedule:]", "failed": ":red[:material/error:]"}
+
+    @st.fragment(run_every=3 if bg.get("alive") else None)
+    def live() -> None:
+        now = read_status()  # fresh on every tick
+        models, alive = now.get("models") or {}, now.get("alive")
+        parts = [f"{icons.get(m.get('status'), '')} {C.md(n)} {m.get('status')}"
+                 + (f" ({C.md(C.first_line(m.get('message'), 120))})"
+                    if m.get("message") and m.get("status") != "ready" else "") for n, m in models.items()]
+        done = sum(m.get("status") == "ready" for m in models.values())
+        head = ("Preparing models in the background" if alive else "Background model pull")
+        with st.container(border=True):
+            st.markdown(f"**{head}**: {done} of {len(models)} ready. " + " · ".join(parts))
+            if alive:
+                st.caption("The app works meanwhile; a run that needs a model still being pulled can start once "
+                           "it is ready. Other models are pulled on demand (Models section below).")
+        if bg.get("alive") and not alive:
+            C.model_rows.clear()
+            st.rerun()
+
+    live()
 
 
 # ------------------------------------------------------------------------------------------ upload
@@ -343,11 +408,12 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     variants = st.multiselect("Variants", variant_names, default=["fp32"] if "fp32" in variant_names else [],
                               key="variants", accept_new_options=True,
                               help="Precision, quantization or pruning applied to each model; type a "
-                              "composition such as 'a+b' to combine. "
-                              + "; ".join(f"{k}: {v}" for k, v in vdesc.items()))
+                              "composition such as 'a+b' to combine.\n\n"
+                              + "\n".join(f"- **{k}**: {v}" for k, v in vdesc.items()))
     c1, c2, c3 = st.columns(3)
     limit = c1.number_input("Items per task (0 = all)", min_value=0, max_value=100_000, value=10, step=5,
-                            key="limit")
+                            key="limit", help="How many test items of each task to score. More items give "
+                            "narrower intervals; see the note under the grid for how many a difference needs.")
     repeats = c2.number_input("Repeats (measured windows)", min_value=1, max_value=20, value=1, key="repeats")
     meter = c3.selectbox("Energy meter", list(METERS), index=list(METERS).index("auto"), key="meter",
                          help="; ".join(f"{k}: {v[1]}" for k, v in METERS.items()))
@@ -363,7 +429,7 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
                        limit=int(limit) or None, repeats=int(repeats), meter=meter, store=C.store_path(),
                        models_file=C.models_file())
     try:
-        n_cells, est = grid_summary(json.dumps(config.to_dict(), sort_keys=True))
+        n_cells, est, n_all, max_task = grid_summary(json.dumps(config.to_dict(), sort_keys=True), _store_version())
     except FrugalError as exc:
         C.show_error(exc, "This grid cannot run")
         return
@@ -371,10 +437,11 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
         C.show_error(exc, "This grid cannot run")
         return
     m1, m2, m3 = st.columns(3)
-    m1.metric("Cells", n_cells, help="tasks × models × variants (evaluator.runner.plan)")
-    m2.metric("Items per task", int(limit) if limit else "all")
-    m3.metric("Estimated time", _fmt_secs(est), help="Rough: from earlier runs of the same model and "
-              "variant in this store when there are some, else defaults for a small CPU.")
+    m1.metric("Cells", n_cells, help="Tasks of the chosen suites × models × variants.")
+    m2.metric("Items per task", int(limit) if limit else f"all ({max_task:,} at most)")
+    m3.metric("Estimated time", _fmt_secs(est.total_s), help=_estimate_help(est))
+    estimate_notes(est)
+    items_note(int(limit), n_all, max_task, n_cells)
     remote = [m for m in models if reg.get(m, {}).get("trust_remote_code")]
     if remote:
         st.warning(f"{C.md(', '.join(remote))}: models.yaml sets `trust_remote_code: true`, so loading runs "
@@ -384,26 +451,102 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     if pickled:
         st.warning(f"{C.md(', '.join(pickled))}: models.yaml sets `allow_pickle: true`; pickle weight files can "
                    "run code when loaded. Prefer safetensors.", icon=":material/gpp_maybe:")
+    from evaluator.models import shadowed_builtins
+
+    shadow = [m for m in shadowed_builtins(C.registry(C.models_file()), C.models_file()) if m in models]
+    if shadow:
+        st.error(f"{C.md(', '.join(shadow))}: {C.md(C.models_file())} redefines the built-in model of that name "
+                 "(another path or Hub id). Check that this registry is the one you mean to use.",
+                 icon=":material/gpp_maybe:")
     missing = missing_models(tuple(models), status)
     if missing:
         st.warning(f"Not pulled yet: {C.md(', '.join(missing))}. Their cells would fail with 'model not available'; "
                    "pull them above first.")
-    if st.button("Start the run", icon=":material/play_arrow:", type="primary", key="start", disabled=bool(missing)):
+    running = C.active_jobs()
+    if st.button(start_label("Start the run", bool(running)), icon=":material/play_arrow:", type="primary",
+                 key="start", disabled=bool(missing), help=busy_note(bool(running))):
         start(config)
 
 
+def _store_version() -> str:
+    """A token that changes when the store gains a cell (so a cached estimate sees new rates and reuse)."""
+    rows = C.runs_now()
+    return ";".join(C.run_version(r) for r in rows[:50])
+
+
 @st.cache_data(ttl=30, show_spinner="Checking the grid…")
-def grid_summary(config_json: str) -> tuple[int, float]:
-    """(cells, estimated seconds) of a RunConfig given as JSON (cache key)."""
-    from evaluator.jobs import config_from_dict, estimate_seconds
+def grid_summary(config_json: str, store_version: str = "") -> tuple[int, Any, int, int]:
+    """(cells, GridEstimate, items in all of the grid's tasks, items of the largest task) of a RunConfig as JSON."""
+    from evaluator.jobs import config_from_dict, estimate
     from evaluator.runner import plan
 
+    _ = store_version
     config = config_from_dict(json.loads(config_json))
-    return plan(config).n_cells, estimate_seconds(config)
+    the_plan = plan(config)
+    sizes = [len(t.select(None)) for s in the_plan.suites for t in s.tasks]
+    return the_plan.n_cells, estimate(config), sum(sizes), max(sizes, default=0)
+
+
+def _estimate_help(est: Any) -> str:
+    sources = est.sources
+    how = []
+    if "measured" in sources:
+        how.append("rates measured on this machine (earlier cells of the same model and variant in this store: "
+                   "load time, seconds per item, per-cell overhead)")
+    if "default" in sources:
+        how.append("documented per-parameter rates for a small CPU, for models and variants not run here yet")
+    if "reused" in sources:
+        how.append("about 0 s for cells already stored with the same settings (they are reused)")
+    return ("From " + "; ".join(how) + f". Includes about {est.startup_s:.0f} s to start the job and "
+            f"{est.load_s:.0f} s of model loading." if how else "No cell to run.")
+
+
+def estimate_notes(est: Any) -> None:
+    """Say what the estimate rests on: reuse, measured or default rates, fallback kernels on this CPU."""
+    n = len(est.cells)
+    bits = []
+    if est.all_reused:
+        bits.append(f"All {n} cells are already stored with the same settings: they will be **reused**, not "
+                    "measured again (to measure them again, run `frugal run --force` on the command line).")
+    elif est.n_reused:
+        bits.append(f"{est.n_reused} of {n} cells are already stored and will be reused (about 0 s each).")
+    if "default" in est.sources:
+        fresh = sorted({f"{c.model} [{c.variant}]" for c in est.cells if c.source == "default"})
+        bits.append(f"No earlier run of {C.md(', '.join(fresh))} on this machine: their time is a rough default "
+                    "from the model's size; the next estimate uses what this run measures.")
+    if any(not c.reuse_exact for c in est.cells if c.source == "reused"):
+        bits.append("(Reuse was judged by matching stored cells' settings, not by the runner's exact cell key.)")
+    if bits:
+        st.caption(" ".join(bits))
+    for variant, (why, ratio, how) in est.fallbacks.items():
+        st.warning(f"**{C.md(variant)}** runs on a fallback kernel on this CPU: {C.md(why)}. Expect about "
+                   f"{ratio:.1f}× the time of fp32 ({how}); the estimate includes it.", icon=":material/speed:")
+
+
+def items_note(limit: int, n_all: int, max_task: int, n_cells: int) -> None:
+    """How many items 'all' is, and how many a difference of a few points needs (95 % confidence, 80 % power)."""
+    from evaluator.planner import detectable_pts, items_needed
+
+    per = max_task if not limit else min(limit, max_task)
+    seen = detectable_pts(per, paired=True)
+    lines = [f"0 = all: {n_all:,} test items over the chosen suites' tasks (the largest task has {max_task:,})."]
+    need = ", ".join(f"{d} points: about {items_needed(d, paired=True):,} items (same items, paired) or "
+                     f"{items_needed(d, paired=False):,} (different items)" for d in (5, 10))
+    lines.append(f"To tell apart two cells whose accuracy differs by {need}, at 95 % confidence and 80 % power.")
+    lines.append(f"With {per:,} items a task, differences smaller than about {seen:g} points will usually not be "
+                 "significant." if seen else f"With {per:,} items a task, only very large differences (over 50 "
+                 "points) can be told apart: use more items for a decision.")
+    with st.expander(":material/functions: How many items is enough?", expanded=False):
+        st.markdown("\n\n".join(lines))
+        st.caption("Power calculation in evaluator.planner.items_needed: normal approximation for two proportions "
+                   "(different items) and McNemar's test for paired answers, assuming the two disagree on about "
+                   "twice the difference. The Items page runs the paired test on a finished run.")
 
 
 def models_box(selected: list[str], status: dict[str, str], reg: dict[str, Any]) -> None:
-    """Which models are ready, with a pull button for those that are not."""
+    """Which models are ready, with a pull button (download size, rough time) for those that are not."""
+    from evaluator.planner import pull_estimate
+
     with st.expander(":material/inventory_2: Models: pulled or not",
                      expanded=bool(missing_models(tuple(selected), status))):
         for name, spec in reg.items():
@@ -414,12 +557,41 @@ def models_box(selected: list[str], status: dict[str, str], reg: dict[str, Any])
                              ":green[:material/check_circle:] local path" if st_ == "path" else
                              ":blue[:material/cloud:] from the Hub" if st_ == "hub" else
                              ":orange[:material/download:] not pulled")
-            if st_ == "not pulled":
-                if spec.get("offline"):
-                    if cols[2].button("Pull", key=f"pull_{name}", width="stretch") and pull_model(name):
-                        st.rerun()
-                else:
-                    cols[2].caption("set 'path' in models.yaml")
+            if st_ != "not pulled":
+                continue
+            if not spec.get("offline"):
+                cols[2].caption("set 'path' in models.yaml")
+                continue
+            off = spec.get("offline") or {}
+            est = pull_estimate(name, spec.get("params"), off.get("format") if isinstance(off, dict) else None)
+            cost = (f"about {_mb(est.download_mb)} to download, {_mb(est.cache_mb)} on disk, "
+                    f"{_fmt_secs(est.seconds)[6:]}" + ("" if est.measured else " (rough, from its size)"))
+            cols[0].caption(cost)
+            key = f"pull_{name}"
+            if est.large and st.session_state.get("confirm_pull") != name:
+                if cols[2].button("Pull…", key=key, width="stretch", help=f"Large: {cost}. Asks first."):
+                    st.session_state["confirm_pull"] = name
+                    st.rerun()
+                continue
+            if est.large:
+                st.warning(f"Pull **{C.md(name)}**? {cost}; loading it needs several GB of memory and its cells run "
+                           "for a long time on a small CPU.")
+                yes, no = st.columns(2)
+                if no.button("Cancel", key=f"pull_no_{name}"):
+                    st.session_state.pop("confirm_pull", None)
+                    st.rerun()
+                if not yes.button(f"Yes, pull {name}", key=f"pull_yes_{name}", type="primary"):
+                    continue
+                st.session_state.pop("confirm_pull", None)
+                if pull_model(name):
+                    st.rerun()
+                continue
+            if cols[2].button("Pull", key=key, width="stretch", help=cost) and pull_model(name):
+                st.rerun()
+
+
+def _mb(mb: float) -> str:
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:,.0f} MB"
 
 
 # -------------------------------------------------------------------------------------------- page
@@ -430,6 +602,7 @@ try:
 except FrugalError as exc:
     C.show_error(exc, "models.yaml")
     reg, status = {}, {}
+background_pull_box()
 quick_demo_box(runs, busy)
 if not runs and not busy:
     st.caption("Or choose your own grid below.")

@@ -20,7 +20,8 @@ def runs_frame(runs: list[dict[str, Any]]) -> Any:
     rows = []
     for r in runs:
         cfg = r.get("config") or {}
-        rows.append({"run": r["run_id"], "status": r["status"], "created": r["created_at"],
+        rows.append({"run": r["run_id"], "name": C.run_name(r), "status": r["status"],
+                     "created": C.friendly_time(r["created_at"]),
                      "cells": f"{r.get('done') or 0}/{r.get('planned_cells') or 0}", "failed": r.get("failed") or 0,
                      "reused": r.get("reused") or 0, "suites": ", ".join(Path(s).name for s in cfg.get("suites", [])),
                      "models": ", ".join(cfg.get("models", [])), "variants": ", ".join(cfg.get("variants", [])),
@@ -40,8 +41,52 @@ def flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+#: Plain names for the settings a comparison shows (anything else: its key, with spaces for dots and dashes).
+SETTING_NAMES = {
+    "config.suites": "suites", "config.models": "models", "config.variants": "variants",
+    "config.limit": "items per task", "config.repeats": "repeats (measured windows)",
+    "config.batch_size": "batch size", "config.threads": "threads asked for", "config.device": "device asked for",
+    "config.meter": "energy meter asked for", "config.watts_per_core": "watts per core (set by hand)",
+    "config.idle_s": "idle measurement (s)", "config.country": "country (grid carbon)",
+    "config.grid_intensity": "grid intensity (gCO2e/kWh)", "config.pue": "PUE",
+    "config.encoder_method": "encoder scoring method", "config.models_file": "models.yaml used",
+    "config.tolerance_pts": "recommendation tolerance (points)", "config.force": "measure again (force)",
+    "environment.cpu_model": "CPU", "environment.cpu_count": "CPU cores", "environment.gpu": "GPU",
+    "environment.device": "device", "environment.threads": "threads", "environment.platform": "operating system",
+    "environment.python": "Python", "environment.torch": "PyTorch", "environment.transformers": "Transformers",
+    "environment.frugal": "Frugal version", "meter.meter": "meter", "meter.energy_method": "energy method",
+    "meter.watts_per_core": "watts per core", "meter.watts_per_core_source": "watts per core: source",
+    "meter.idle_power_w": "idle power (W)", "meter.carbon.g_per_kwh": "grid intensity used (gCO2e/kWh)",
+    "meter.carbon.source": "grid intensity: source", "meter.carbon.pue": "PUE used",
+}
+_DEFAULTS_SHOWN = {"config.limit": "all items", "config.threads": "all cores (default)",
+                   "config.watts_per_core": "from the CPU's TDP (default)", "config.country": "not set",
+                   "config.grid_intensity": "not set (world average)", "environment.gpu": "none"}
+
+
+def setting_name(key: str) -> str:
+    """A plain name for a flattened settings key."""
+    if key in SETTING_NAMES:
+        return SETTING_NAMES[key]
+    section, _, rest = key.partition(".")
+    return f"{rest.replace('.', ' › ').replace('_', ' ')} ({section})"
+
+
+def setting_value(key: str, value: Any) -> str:
+    """A value as a person reads it: no literal None, lists joined, booleans as yes/no."""
+    if value is None or value == "":
+        return _DEFAULTS_SHOWN.get(key, "–")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(Path(str(v)).name if key == "config.suites" else str(v) for v in value) or "–"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def what_changed(ra: dict[str, Any], rb: dict[str, Any]) -> list[dict[str, Any]]:
-    """List the settings and environment fields that differ between two runs."""
+    """List the settings and environment fields that differ between two runs, in plain words."""
     rows = []
     for section in ("config", "environment", "meter"):
         fa, fb = flat(ra.get(section) or {}), flat(rb.get(section) or {})
@@ -49,7 +94,9 @@ def what_changed(ra: dict[str, Any], rb: dict[str, Any]) -> list[dict[str, Any]]
             if k in ("store", "out", "date") or k.endswith(".date"):
                 continue
             if fa.get(k) != fb.get(k):
-                rows.append({"what": f"{section}.{k}", "run A": str(fa.get(k)), "run B": str(fb.get(k))})
+                key = f"{section}.{k}"
+                rows.append({"what": setting_name(key), "run A": setting_value(key, fa.get(k)),
+                             "run B": setting_value(key, fb.get(k))})
     return rows
 
 
@@ -84,8 +131,12 @@ def open_run(run_id: str, row: dict[str, Any]) -> None:
     result = C.get_result(run_id)
     if result is None:
         return
-    st.markdown(f"**{run_id}** — {C.fmt_status(result.status)} · created {row['created_at']}"
-                + (f" · finished {row['finished_at']}" if row.get("finished_at") else ""))
+    took = C.seconds_between(row.get("created_at"), row.get("finished_at"))
+    st.markdown(f"**{C.md(C.run_name(row))}** — {C.fmt_status(result.status)} · created "
+                f"{C.friendly_time(row['created_at'])}"
+                + (f" · finished {C.friendly_time(row['finished_at'])}" if row.get("finished_at") else "")
+                + (f" · took {C.fmt_duration(took)}" if took is not None and took >= 0 else ""))
+    st.caption(f"Run id `{run_id}` (what the CLI, the permalinks and the downloads use).")
     links = st.columns(3)
     links[0].page_link(C.PAGE_FILES["frontier"], label="Frontier of this run", icon=":material/scatter_plot:",
                        query_params={"run": run_id})

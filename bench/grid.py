@@ -20,9 +20,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from evaluator.backends import get_backend  # noqa: E402
 from evaluator.config import DEFAULT_MODELS, RunConfig  # noqa: E402
+from evaluator.environment import environment  # noqa: E402
 from evaluator.pareto import recommend, suite_points  # noqa: E402
-from evaluator.runner import environment, run  # noqa: E402
+from evaluator.runner import run  # noqa: E402
 
 
 def main() -> int:
@@ -69,7 +71,7 @@ def main() -> int:
     per: dict[tuple[str, str], list] = defaultdict(list)
     for c in cells:
         per[(c.model, c.variant)].append(c)
-    env = environment(cfg.threads or os.cpu_count() or 1, "cpu")
+    env = environment(cfg.threads or os.cpu_count() or 1, "cpu", (get_backend("torch"),))
     lines = [
         f"Machine: {env['cpu_model']}, {env['cpu_count']} cores, torch {env['torch']}, transformers "
         f"{env['transformers']}, {env['date']}. Command: `python bench/grid.py {' '.join(sys.argv[1:])}`.",

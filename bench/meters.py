@@ -28,10 +28,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 from _out import write_section  # noqa: E402 - bench/ is on sys.path when run as a script
 
+from evaluator.backends import get_backend  # noqa: E402
 from evaluator.config import RunConfig  # noqa: E402
+from evaluator.environment import environment  # noqa: E402
 from evaluator.meters import MeterOptions, create_meter  # noqa: E402
 from evaluator.models import default_registry_path, load_registry, resolve  # noqa: E402
-from evaluator.runner import environment, run  # noqa: E402
+from evaluator.runner import run  # noqa: E402
 from evaluator.scoring import encode_requests, load, score_causal  # noqa: E402
 from evaluator.stats import t_critical_95  # noqa: E402
 from evaluator.suite import load_suite  # noqa: E402
@@ -152,7 +154,7 @@ def main() -> int:
     direct = direct_cost(args.calls)
     ov = overhead(args.overhead_model, args.suite, args.task, args.limit, args.batch_size, args.rounds)
     cv, raw = ([], {}) if args.skip_cv else repeatability(args.cv_models, args.suite, args.limit, args.batch_size)
-    env = environment(torch.get_num_threads(), "cpu")
+    env = environment(torch.get_num_threads(), "cpu", (get_backend("torch"),))
     md = [f"Machine: {env['cpu_model']}, {env['cpu_count']} cores, torch {env['torch']}, {env['date']}. "
           f"Command: `python bench/meters.py --limit {args.limit} --rounds {args.rounds}`.", "",
           f"**Meter overhead** ({args.suite}/{args.task}, batch {args.batch_size}, medians of {args.rounds} "

@@ -33,9 +33,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 from _out import write_section  # noqa: E402 - bench/ is on sys.path when run as a script
 
+from evaluator.backends import get_backend  # noqa: E402
 from evaluator.config import RunConfig  # noqa: E402
+from evaluator.environment import environment  # noqa: E402
 from evaluator.models import default_registry_path, load_registry, resolve  # noqa: E402
-from evaluator.runner import _footprint, environment, run  # noqa: E402
+from evaluator.runner import run  # noqa: E402
 from evaluator.scoring import load  # noqa: E402
 from evaluator.suite import load_suite  # noqa: E402
 from evaluator.variants import resolve_variant  # noqa: E402
@@ -170,7 +172,7 @@ def main() -> int:
         lm = load(resolve(spec), resolve_variant("fp32"), "cpu")
         fn = bare_for(spec.kind, lm, task, items, args.batch_size)
         t0 = time.perf_counter()
-        _footprint(lm.model)
+        lm.footprint()
         footprint_s = time.perf_counter() - t0
         bare_t, fr_t = [], []
         for _ in range(args.rounds):
@@ -189,7 +191,7 @@ def main() -> int:
                     f"{cell.duration_s:.2f} | **{f / b:.3f}** | {cell.accuracy:.3f} | {footprint_s:.2f} |")
         print(rows[-1], file=sys.stderr, flush=True)
         lm = None
-    env = environment(threads, "cpu")
+    env = environment(threads, "cpu", (get_backend("torch"),))
     md = [f"Machine: {env['cpu_model']}, {threads} threads, torch {env['torch']}, {env['date']}. "
           f"Command: `python bench/overhead.py --limit {args.limit} --rounds {args.rounds}` "
           f"(batch {args.batch_size}; medians of {args.rounds} alternating rounds).", "",

@@ -1,6 +1,12 @@
 """`frugal`: a thin adapter. It parses flags into a RunConfig (or a library call) and prints.
 
-Exit codes: 0 success; 1 a gate failed, a regression was found, or some cells failed; 2 bad input.
+Exit codes (docs/ci.md): 0 success; 1 a gate failed, a regression was found, or some cells failed; 2 bad
+input (a file, a flag, a path that cannot be written, a corrupt store or model cache); 3 an internal error
+(a bug: the message says how to get the traceback). A crash never exits 1, which CI reads as a failed gate.
+
+Everything printed goes through :mod:`evaluator.textsafe`: a control character in a name taken from a folder,
+a registry or an error text is shown escaped, so it cannot rewrite the terminal or fake a CI log line.
+Library warnings (torch, transformers, torchao) are hidden unless ``-v`` or ``FRUGAL_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -9,26 +15,45 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 from evaluator import __version__
 from evaluator.config import Gates, RunConfig, check_references, load_config
-from evaluator.errors import FrugalError, ValidationError
+from evaluator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, FrugalError
+from evaluator.textsafe import term
+
+#: Loggers of dependencies that print noise on import (torch's _pytree deprecation lines when transformers
+#: imports torchao; torchao's "Failed to load ... .so"), hidden unless -v.
+_NOISY_LOGGERS = ("torchao", "torch.utils._pytree", "torch._dynamo", "transformers", "sentence_transformers",
+                  "huggingface_hub", "codecarbon", "kaleido", "choreographer")
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+def _debug(args: argparse.Namespace | None = None) -> bool:
+    env = os.environ.get("FRUGAL_DEBUG", "").lower() in ("1", "true", "yes")
+    return env or bool(getattr(args, "verbose", False))
+
+
+def _quiet_libraries(verbose: bool = False) -> None:
+    """Hide dependencies' warnings and log noise (the default), or let them through with ``-v``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if verbose:
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import logging
     import warnings
 
-    logging.getLogger("torchao").setLevel(logging.CRITICAL)
-    warnings.filterwarnings("ignore", module="torch.utils._pytree")
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "torchao" else logging.ERROR)
+    warnings.filterwarnings("ignore")  # dependencies' DeprecationWarning/FutureWarning/UserWarning
+    warnings.filterwarnings("default", module=r"evaluator(\..*)?$")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+    from evaluator.meters import meter_choices
+
     p.add_argument("--config", help="YAML file with the same fields as the flags")
     p.add_argument("--suite", action="append", dest="suites", metavar="NAME|PATH", help="built-in suite or folder")
     p.add_argument("--model", action="append", dest="models", metavar="NAME", help="model from models.yaml")
@@ -38,7 +63,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--meter", help="auto | estimate | rapl | nvml | codecarbon")
+    p.add_argument("--meter", help=meter_choices())
     p.add_argument("--watts-per-core", type=float, dest="watts_per_core", help="estimate meter: W per busy core")
     p.add_argument("--idle-s", type=float, dest="idle_s", help="idle baseline seconds (counter meters)")
     p.add_argument("--country", help="ISO code for grid carbon intensity (default: world average)")
@@ -87,15 +112,15 @@ class _Progress:
     def __call__(self, e: dict[str, Any]) -> None:
         if e["type"] == "start":
             self.total = e["cells"]
-            _err(f"run {e['run_id']}: {self.total} cells -> {e['store']}")
+            _err(f"run {e['run_id']}: {self.total} cells -> {term(e['store'])}")
         elif e["type"] == "load":
-            _err(f"  loading {e['model']} [{e['variant']}] ...")
+            _err(f"  loading {term(e['model'])} [{term(e['variant'])}] ...")
         elif e["type"] == "cell":
             self.done += 1
             bar = "#" * int(20 * self.done / max(1, self.total))
-            what = f"{e['suite']}/{e['task']} {e['model']} [{e['variant']}]"
+            what = f"{term(e['suite'])}/{term(e['task'])} {term(e['model'])} [{term(e['variant'])}]"
             if e["status"] == "failed":
-                tail = f"FAILED: {e.get('error', '')[:160]}"
+                tail = f"FAILED: {term(str(e.get('error') or '')[:160])}"
             else:
                 tail = f"acc {e['accuracy']:.3f}, {e['energy_j']:.2f} J" + (" (reused)" if e["status"] == "reused"
                                                                         else f" ({e.get('energy_method', '')})")
@@ -105,7 +130,35 @@ class _Progress:
 
 
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """A line (or lines) on stderr; control characters escaped (newlines kept: the caller's own)."""
+    print(term(msg, multiline=True), file=sys.stderr, flush=True)
+
+
+def _out(msg: str) -> None:
+    """A line (or lines) on stdout; control characters escaped (newlines kept: the caller's own)."""
+    print(term(msg, multiline=True), flush=True)
+
+
+def _announce_registry(config: RunConfig) -> None:
+    """Say which models.yaml this run uses, and warn loudly about entries that run code or shadow built-ins."""
+    from evaluator.models import load_registry, registry_source, registry_warnings
+
+    path, why = registry_source(config.models_file)
+    _err(f"registry: {term(path)} ({why})")
+    registry = load_registry(path, named=why != "packaged default")
+    used = set(config.models)
+    for note in registry_warnings({n: s for n, s in registry.items() if n in used}, path):
+        _err(f"WARNING: {term(note)}")
+
+
+def _preflight(config: RunConfig) -> None:
+    """Check --out and --store before the first cell: a run must not compute for an hour, then fail to write."""
+    from evaluator.safeio import check_output_dir, check_store_path
+    from evaluator.store import default_store_path
+
+    if config.out:
+        check_output_dir(config.out, "--out")
+    check_store_path(config.store or default_store_path(), "--store" if config.store else "the store")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -114,68 +167,111 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evaluator.runner import run
 
     config = build_config(args)
+    _announce_registry(config)
+    _preflight(config)
     result = run(config, on_event=_Progress())
+    written: list[Path] = []
+    if config.out:
+        from evaluator.report import write_outputs
+
+        written = write_outputs(result, Path(config.out), config)
     reused = sum(c.reused for c in result.cells)
     if reused:
-        print(f"{reused} of {len(result.cells)} cells reused from the store (same weights, variant, data, "
-              f"scoring and meter); pass --force to recompute.")
+        _out(f"{reused} of {len(result.cells)} cells reused from the store (same weights, variant, data, "
+             f"scoring and meter); pass --force to recompute.")
     for suite, pts in result.frontiers.items():
         rec = recommend(pts, config.tolerance_pts)
         methods = sorted({p.energy_method for p in pts})
-        print(f"{suite}: {rec.text if rec else 'no complete points'} [energy: {', '.join(methods)}]")
+        _out(f"{term(suite)}: {term(rec.text) if rec else 'no complete points'} [energy: "
+             f"{term(', '.join(methods))}]")
     if config.out:
-        written = sorted(p.name for p in Path(config.out).iterdir() if p.is_file())
-        print(f"wrote {config.out}/: {', '.join(written)}")
-    code = 0
+        out = Path(config.out)
+        names = sorted({p.relative_to(out).parts[0] for p in written if p.parent == out})
+        _out(f"wrote {term(config.out)}/: {term(', '.join(names))}")
+    code = EXIT_OK
     if result.failed:
-        print(f"{len(result.failed)} cell(s) failed:", file=sys.stderr)
+        _err(f"{len(result.failed)} cell(s) failed:")
         for c in result.failed:
-            print(f"  {c.suite}/{c.task} {c.model} [{c.variant}]: {c.error}", file=sys.stderr)
-        code = 1
+            _err(f"  {term(c.suite)}/{term(c.task)} {term(c.model)} [{term(c.variant)}]: {term(c.error)}")
+        code = EXIT_FAILED
     if config.gates.any():
         from evaluator.gates import check_gates
 
         failures = check_gates(result, config.gates)
-        if config.out:
-            from evaluator.report.writers import gates_markdown
+        if config.out:  # the whole summary.md again, with the gates: atomic, never appended in place
+            from evaluator.report.writers import write_summary_md
 
-            with (Path(config.out) / "summary.md").open("a") as fh:
-                fh.write(gates_markdown(failures))
+            write_summary_md(result, Path(config.out) / "summary.md", config.tolerance_pts, gate_failures=failures)
         for f in failures:
-            print(f"GATE FAILED: {f}", file=sys.stderr)
+            _err(f"GATE FAILED: {term(f)}")
         if failures:
-            return 1
-        print("all gates passed")
+            return EXIT_FAILED
+        _out("all gates passed")
     return code
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """Handle `frugal models list|pull`."""
-    from evaluator.models import default_registry_path, frugal_home, list_local, load_registry, pull
+    """Handle `frugal models list|pull|verify`."""
+    from evaluator.models import frugal_home, get_spec, list_local, load_registry, registry_source
 
-    registry = load_registry(args.models_file or default_registry_path())
+    path, why = registry_source(args.models_file)
+    registry = load_registry(path, named=why != "packaged default")
     if args.action == "list":
-        print(f"model cache: {frugal_home() / 'models'}")
-        print(f"{'name':<16}{'kind':<11}{'params':<9}{'status':<12}{'size MB':>9}  location")
+        _out(f"registry: {term(path)} ({why})")
+        _out(f"model cache: {term(frugal_home() / 'models')}")
+        _out(f"{'name':<16}{'kind':<11}{'params':<9}{'status':<12}{'size MB':>9}  location")
         for r in list_local(registry):
             size = f"{r['size_mb']:.0f}" if r["size_mb"] else "-"
-            print(f"{r['name']:<16}{r['kind']:<11}{r['params']:<9}{r['status']:<12}{size:>9}  {r['location']}")
-        return 0
-    names = args.names or [n for n, s in registry.items() if s.offline]
-    from evaluator.models import get_spec
+            _out(f"{term(r['name']):<16}{r['kind']:<11}{term(r['params']):<9}{r['status']:<12}{size:>9}  "
+                 f"{term(r['location'])}")
+        return EXIT_OK
+    if args.action == "verify":
+        return _verify_models(args, registry)
+    from evaluator.models import pull
 
-    code = 0
+    names = args.names or [n for n, s in registry.items() if s.offline]
+    code = EXIT_OK
     for name in names:
         spec = get_spec(name, registry)
         t0 = time.time()
         try:
             res = pull(spec, force=args.force, install=not args.no_install, log=_err)
         except FrugalError as exc:
-            print(f"{name}: FAILED: {exc}", file=sys.stderr)
-            code = 1
+            _err(f"{term(name)}: FAILED: {term(exc)}")
+            code = EXIT_FAILED
             continue
         state = "already in cache" if res.reused else f"assembled and verified in {time.time() - t0:.1f}s"
-        print(f"{name}: {state}, {res.size_mb:.0f} MB at {res.path}")
+        _out(f"{term(name)}: {state}, {res.size_mb:.0f} MB at {term(res.path)}")
+    return code
+
+
+def _verify_models(args: argparse.Namespace, registry: dict[str, Any]) -> int:
+    """`frugal models verify [NAME ...]`: hash every cached file; exit 2 when one no longer matches."""
+    from evaluator.errors import ModelTampered
+    from evaluator.models import MANIFEST, cache_dir, get_spec, verify
+
+    names = args.names or [n for n in registry if (cache_dir(registry[n]) / MANIFEST).is_file()]
+    if not names:
+        _out("no pulled model to verify")
+    code = EXIT_OK
+    for name in names:
+        spec = get_spec(name, registry)
+        if spec.path:
+            _out(f"{term(name)}: loads from its local path {term(spec.path)}; nothing pulled to verify")
+            continue
+        t0 = time.time()
+        try:
+            res = verify(spec)
+        except ModelTampered as exc:
+            _err(f"{term(name)}: MODIFIED: {term(exc)}")
+            code = EXIT_BAD_INPUT
+            continue
+        except FrugalError as exc:
+            _err(f"{term(name)}: {term(exc)}")
+            code = EXIT_BAD_INPUT
+            continue
+        _out(f"{term(name)}: ok, {res.files} files, {res.hashed_mb:.0f} MB hashed in {time.time() - t0:.1f}s "
+             f"({term(res.path)})")
     return code
 
 
@@ -186,25 +282,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         for name, _path in builtin_suites().items():
             s = load_suite(name)
-            print(f"{s.name:<10} {s.description}")
+            _out(f"{term(s.name):<10} {term(s.description)}")
             for t in s.tasks:
                 labels = ", ".join(lab.name for lab in t.labels) if t.labels else "multiple choice"
                 n = f"{len(t.items):>4} test, {len(t.train_items):>3} train"
-                print(f"    {t.name:<20} {t.type:<16} {n}  ({labels})")
+                _out(f"    {term(t.name):<20} {t.type:<16} {n}  ({term(labels)})")
     elif args.what == "variants":
         from evaluator.variants import list_variants
 
-        for name, group, desc in list_variants():
-            print(f"{name:<22}{group:<14}{desc}")
+        rows = list_variants()
+        for backend in dict.fromkeys(r[3] for r in rows):
+            print(f"backend {backend}:")
+            for name, group, desc, _ in (r for r in rows if r[3] == backend):
+                print(f"  {name:<22}{group:<14}{desc}")
         print("\nCompose with '+', e.g. prune-structured-25+int8-dynamic.")
     elif args.what == "meters":
         from evaluator.meters import METERS
 
         for name, (_target, desc) in METERS.items():
-            print(f"{name:<12}{desc}")
+            _out(f"{name:<12}{desc}")
     elif args.what == "models":
         return cmd_models(argparse.Namespace(action="list", models_file=args.models_file))
-    return 0
+    return EXIT_OK
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -212,9 +311,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from evaluator.store import Store
 
     for r in Store(args.store).list_runs():
-        print(f"{r['run_id']}  {r['created_at']}  {r['status']:<22} {r['done']}/{r['planned_cells']} cells"
-              f"  ({r['failed'] or 0} failed, {r['reused'] or 0} reused)")
-    return 0
+        _out(f"{term(r['run_id'])}  {term(r['created_at'])}  {term(r['status']):<22} {r['done']}/"
+             f"{r['planned_cells']} cells  ({r['failed'] or 0} failed, {r['reused'] or 0} reused)")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -222,11 +321,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from evaluator.report.writers import write_report_html
     from evaluator.runner import load_result
 
-    result = load_result(args.source, args.store)
     out = Path(args.out)
+    if out.is_dir():
+        raise FrugalError(f"--out {out} is a folder; give the path of the .html file to write")
+    result = load_result(args.source, args.store)
     write_report_html(result, out, args.tolerance)
-    print(f"wrote {out}")
-    return 0
+    _out(f"wrote {term(out)}")
+    return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -236,42 +337,49 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     a, b = load_result(args.a, args.store), load_result(args.b, args.store)
     cmp = compare(a, b, store=args.store)
-    print(cmp.render())
+    _out(cmp.render())
     if args.fail_on_regression and cmp.regressions:
-        print(f"{len(cmp.regressions)} regression(s)", file=sys.stderr)
-        return 1
-    return 0
+        _err(f"{len(cmp.regressions)} regression(s)")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="frugal", description="Is a smaller model good enough, and what does it save?")
+    p = argparse.ArgumentParser(prog="frugal", description="Is a smaller model good enough, and what does it save?",
+                                epilog="Exit codes: 0 success; 1 a gate failed, a regression or failed cells; 2 bad "
+                                       "input (files, flags, paths, a corrupt store or cache); 3 an internal error.")
     p.add_argument("--version", action="version", version=f"frugal {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show dependencies' warnings and tracebacks "
+                   "(also FRUGAL_DEBUG=1)")
+    common = argparse.ArgumentParser(add_help=False)  # -v after the subcommand too: `frugal run ... -v`
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show dependencies' warnings and tracebacks (also FRUGAL_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="evaluate suites x models x variants (accuracy and energy)")
+    r = sub.add_parser("run", parents=[common], help="evaluate suites x models x variants (accuracy and energy)")
     _add_run_args(r)
     r.set_defaults(func=cmd_run)
-    m = sub.add_parser("models", help="list or pull models")
-    m.add_argument("action", choices=["list", "pull"])
+    m = sub.add_parser("models", parents=[common], help="list, pull or verify models (verify: hash every cached file)")
+    m.add_argument("action", choices=["list", "pull", "verify"])
     m.add_argument("names", nargs="*")
     m.add_argument("--force", action="store_true")
     m.add_argument("--no-install", action="store_true", help="do not pip-install missing packages")
     m.add_argument("--models-file", dest="models_file")
     m.set_defaults(func=cmd_models)
-    ls = sub.add_parser("list", help="list suites, variants, meters or models")
+    ls = sub.add_parser("list", parents=[common], help="list suites, variants, meters or models")
     ls.add_argument("what", choices=["suites", "variants", "meters", "models"])
     ls.add_argument("--models-file", dest="models_file")
     ls.set_defaults(func=cmd_list)
-    rs = sub.add_parser("runs", help="stored runs")
+    rs = sub.add_parser("runs", parents=[common], help="stored runs")
     rs.add_argument("--store")
     rs.set_defaults(func=cmd_runs)
-    rp = sub.add_parser("report", help="write a self-contained HTML report")
+    rp = sub.add_parser("report", parents=[common], help="write a self-contained HTML report")
     rp.add_argument("source", help="run id or results.json")
     rp.add_argument("--out", default="report.html")
     rp.add_argument("--store")
     rp.add_argument("--tolerance", type=float, default=2.0)
     rp.set_defaults(func=cmd_report)
-    c = sub.add_parser("compare", help="compare two runs cell by cell (paired test)")
+    c = sub.add_parser("compare", parents=[common], help="compare two runs cell by cell (paired test)")
     c.add_argument("a")
     c.add_argument("b")
     c.add_argument("--store")
@@ -281,20 +389,35 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
-    _quiet_libraries()
+    """Entry point: run a command and map what happens to the exit-code contract (module docstring)."""
     args = make_parser().parse_args(argv)
+    verbose = _debug(args)
+    _quiet_libraries(verbose)
     try:
         return args.func(args)
-    except ValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FrugalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except FrugalError as exc:  # ValidationError, OutputError, ModelNotAvailable, ...: the user can act on it
+        _err(f"error: {term(exc)}")
+        if verbose:
+            traceback.print_exc()
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
+        _err("interrupted: finished cells are stored; run the same command again to resume")
         return 130
+    except OSError as exc:  # a path the command could not read or write, named by the OS error
+        from evaluator.safeio import describe_os_error
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        _err(f"error: {term(where)}{describe_os_error(exc)}")
+        if verbose:
+            traceback.print_exc()
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - a bug: exit 3 (never 1, which CI reads as a failed gate)
+        if verbose:
+            traceback.print_exc()
+        _err(f"internal error: {type(exc).__name__}: {term(str(exc)[:500])}\n"
+             + ("" if verbose else "This is a bug in Frugal (or a dependency); rerun with -v (or FRUGAL_DEBUG=1) "
+                "for the traceback, and report it."))
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from evaluator.records import CellResult, ItemRecord
 from evaluator.stats import mcnemar
+from evaluator.units import cell_label, fmt_joules
 
 if TYPE_CHECKING:
-    from evaluator.runner import RunResult
+    from evaluator.records import RunResult
     from evaluator.store import Store
 
 ALPHA = 0.05
@@ -203,7 +204,7 @@ class Comparison:
             if keys:
                 lines.append("")
                 lines.append(f"{title} ({len(keys)}):")
-                lines += [f"  {s}/{t} {m} [{v}]" for s, t, m, v in keys]
+                lines += [f"  {cell_label(s, t, m, v)}" for s, t, m, v in keys]
         if self.regressions:
             lines.append("")
             lines.append("Regressions:")
@@ -212,13 +213,7 @@ class Comparison:
 
 
 def _cell(d: CellDiff) -> str:
-    return f"{d.suite}/{d.task} {d.model} [{d.variant}]"
-
-
-def _fmt_e(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+    return cell_label(d.suite, d.task, d.model, d.variant)
 
 
 def _render_row(d: CellDiff) -> tuple[str, ...]:
@@ -229,7 +224,7 @@ def _render_row(d: CellDiff) -> tuple[str, ...]:
     chg = f"{d.accuracy_change_pts:+.1f} pts" if d.accuracy_change_pts is not None else "-"
     test = {"mcnemar (paired)": "McNemar", "two-proportion z (unpaired)": "z unpaired"}.get(d.test, d.test)
     p = f"{d.p_value:.3g}" if d.p_value is not None else "-"
-    energy = f"{_fmt_e(d.energy_j_per_1k_a)} -> {_fmt_e(d.energy_j_per_1k_b)}"
+    energy = f"{fmt_joules(d.energy_j_per_1k_a)} -> {fmt_joules(d.energy_j_per_1k_b)}"
     e_chg = f"{d.energy_change:+.0%}" if d.energy_change is not None else "-"
     cis = {None: "n/a (1 repeat)", True: "overlap", False: "disjoint"}[d.intervals_overlap]
     verdict = "REGRESSION" if d.regression else ("better" if _improved(d) else "same")

@@ -204,7 +204,7 @@ def check_references(config: RunConfig, source: str = "run config") -> None:
     name that file, its line and field.
     """
     from evaluator.errors import FrugalError
-    from evaluator.models import default_registry_path, get_spec, load_registry
+    from evaluator.models import get_spec, load_registry, registry_source
     from evaluator.suite import find_suite
     from evaluator.variants import resolve_variant
 
@@ -218,13 +218,18 @@ def check_references(config: RunConfig, source: str = "run config") -> None:
             raise bad("suites", str(exc)) from None
     if config.models_file is not None and not Path(config.models_file).is_file():
         raise bad("models_file", f"file not found: {config.models_file}")
-    registry = load_registry(config.models_file or default_registry_path())
+    path, why = registry_source(config.models_file)
+    registry = load_registry(path, named=why != "packaged default")
     specs = []
     for m in config.models:
         try:
             specs.append(get_spec(m, registry))
         except (FrugalError, OSError, ValueError) as exc:
             raise bad("models", str(exc)) from None
+    try:
+        check_unique_models(specs, registry)
+    except FrugalError as exc:
+        raise bad("models", str(exc)) from None
     variants = []
     for v in config.variants:
         try:
@@ -238,6 +243,25 @@ def check_references(config: RunConfig, source: str = "run config") -> None:
             if ref not in cells:
                 raise bad(fld, f"gate refers to {ref!r}, which is not in this run's grid "
                                f"(models x variants: {', '.join(sorted(cells))})")
+
+
+def check_unique_models(specs: Any, registry: dict[str, Any]) -> None:
+    """Refuse two models of one name, and a model folder named like a registry entry (FrugalError naming both).
+
+    Either would store two models' cells under one name, the second overwriting the first.
+    """
+    from evaluator.errors import FrugalError
+
+    seen: dict[str, Any] = {}
+    for spec in specs:
+        where = spec.path or "models file"
+        if spec.name in registry and registry[spec.name] != spec:
+            raise FrugalError(f"the model folder {spec.path} has the name of the registry entry {spec.name!r}; "
+                              f"rename the folder, or add it to a models file (--models-file) under another name")
+        if spec.name in seen:
+            raise FrugalError(f"two models in this run are named {spec.name!r} ({seen[spec.name]} and {where}); "
+                              f"model names in a run must be unique")
+        seen[spec.name] = where
 
 
 def _coerce(key: str, value: Any, path: Path, line: int | None) -> Any:

@@ -1,6 +1,16 @@
-"""Errors Frugal raises on purpose; each carries where the problem is."""
+"""Errors Frugal raises on purpose; each carries where the problem is.
+
+The CLI maps them to exit codes (docs/ci.md): a gate, a regression or a failed cell is 1; anything the user
+can fix (a bad file, a bad path, a corrupt store, a cache that no longer matches) is 2; a bug is 3.
+"""
 
 from __future__ import annotations
+
+#: Exit codes of every `frugal` command.
+EXIT_OK = 0
+EXIT_FAILED = 1  # a gate failed, a regression was found, or some cells failed
+EXIT_BAD_INPUT = 2  # bad input: a file, a flag, a path, a corrupt store or cache
+EXIT_INTERNAL = 3  # an internal error (a bug): never 1, which CI reads as "a gate failed"
 
 
 class FrugalError(Exception):
@@ -27,6 +37,18 @@ class ValidationError(FrugalError):
 
 class ModelNotAvailable(FrugalError):
     """A model is neither at its local path, in the cache, nor reachable on the Hub."""
+
+
+class ModelTampered(ModelNotAvailable):
+    """A cached model's files no longer match what `frugal models pull` verified and recorded."""
+
+
+class OutputError(FrugalError):
+    """An output (results, report, badge) or the store could not be written; names the path (exit 2)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class VariantNotApplicable(FrugalError):

@@ -27,7 +27,7 @@ from evaluator.pareto import suite_points
 from evaluator.records import CellResult, SuitePoint
 
 if TYPE_CHECKING:
-    from evaluator.runner import RunResult
+    from evaluator.records import RunResult
 
 EPS = 1e-9
 

@@ -8,6 +8,11 @@ per-job ``flock``) on every event: status, run id, cells done / planned and one 
 finishes and the run is stored as cancelled. A job whose process is gone while its file still says it
 is active is reported as ``died``.
 
+One run at a time: a job started while another is active is ``queued``. Its child waits for the
+per-FRUGAL_HOME run lock (``jobs/run.lock``, an ``flock`` the running child holds; the OS releases it when
+that process ends, however it ends) and for the older queued jobs, then runs. Two runs at once on a small
+machine would distort each other's timing and any machine-wide meter.
+
 No Streamlit here: the app only reads job files.
 """
 
@@ -33,7 +38,7 @@ from typing import Any
 from evaluator.config import Gates, RunConfig
 from evaluator.errors import FrugalError
 
-ACTIVE = ("starting", "running", "cancelling")
+ACTIVE = ("starting", "queued", "running", "cancelling")
 DONE = ("finished", "finished-with-failures", "cancelled", "interrupted", "failed", "died")
 #: A job still "starting" this long after it was written, with no live process, is dead.
 START_GRACE_S = 120.0
@@ -74,11 +79,24 @@ class Job:
     finished_at: str | None = None
     log_path: str = ""
     cancel_requested: bool = False
+    #: When the child began the run (after any wait in the queue).
+    started_at: str | None = None
+    #: The job this one waits for while queued.
+    queued_behind: str | None = None
+    #: The planner's estimate of the wall time when the job was started (seconds), for comparison.
+    estimate_s: float | None = None
+    #: time.time() when the job was written: the queue's order (ids have one-second resolution).
+    created_ts: float = 0.0
 
     @property
     def active(self) -> bool:
         """True while the process is (or should be) working."""
         return self.status in ACTIVE
+
+    @property
+    def queued(self) -> bool:
+        """True while waiting for another job to finish."""
+        return self.status == "queued"
 
     @property
     def progress(self) -> float:
@@ -205,7 +223,7 @@ def _younger_than(proc: Path, seconds: float) -> bool:
 def _check_dead(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("status") not in ACTIVE or _alive(data.get("pid"), data["job_id"]):
         return data
-    if data.get("status") == "starting" and not data.get("pid"):
+    if data.get("status") in ("starting", "queued") and not data.get("pid"):
         age = time.time() - datetime.fromisoformat(data["created_at"]).timestamp()
         if age < START_GRACE_S:
             return data
@@ -225,18 +243,32 @@ def _check_dead(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def start_job(config: RunConfig) -> Job:
-    """Validate ``config`` (raises FrugalError), write the job file, spawn the child; return the Job."""
+def start_job(config: RunConfig, estimate_s: float | None = None) -> Job:
+    """Validate ``config`` (raises FrugalError), write the job file, spawn the child; return the Job.
+
+    ``estimate_s`` (the planner's estimate shown to the user) is kept in the job file, to compare with the
+    time the run took.
+    """
     from evaluator.runner import plan
 
     config.validate()
     the_plan = plan(config)  # every bad input raises here, in the caller, not in the child
+    from evaluator.safeio import check_output_dir, check_store_path
+    from evaluator.store import default_store_path
+
+    if config.out:  # an output folder or store that cannot be written fails now, not after the grid
+        check_output_dir(config.out, "output folder")
+    check_store_path(config.store or default_store_path(), "store")
     job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     path = _path(job_id)
     log = path.with_suffix(".log")
-    data = {"job_id": job_id, "status": "starting", "config": config.to_dict(), "created_at": _now(),
+    ahead = [j for j in list_jobs() if j.active]
+    data = {"job_id": job_id, "status": "queued" if ahead else "starting", "config": config.to_dict(),
+            "created_at": _now(), "queued_behind": ahead[-1].job_id if ahead else None, "estimate_s": estimate_s,
+            "created_ts": time.time(),
             "updated_at": _now(), "pid": None, "run_id": None, "store": config.store,
-            "cells_planned": the_plan.n_cells, "cells_done": 0, "cells": [], "current": "starting",
+            "cells_planned": the_plan.n_cells, "cells_done": 0, "cells": [],
+            "current": f"waiting for job {ahead[-1].job_id} to finish" if ahead else "starting",
             "error": None, "finished_at": None, "log_path": str(log), "cancel_requested": False}
     with _locked(path):
         _write_atomic(path, data)
@@ -306,49 +338,16 @@ def wait_job(job_id: str, timeout_s: float = 600, poll_s: float = 0.5) -> Job:
 
 
 # ----------------------------------------------------------------------------------------- estimate
-#: Rough seconds per item and per measured pass, and load seconds, by model kind, on a small CPU (used when
-#: the store has no earlier cell of the same model and variant).
-_DEFAULT_S_PER_ITEM = {"encoder": 0.05, "causal-lm": 1.2}
-_DEFAULT_LOAD_S = {"encoder": 4.0, "causal-lm": 10.0}
-_STARTUP_S = 15.0
-
-
 def estimate_seconds(config: RunConfig, store_path: str | None = None) -> float:
-    """Estimate a run's wall-clock seconds, roughly ("about 3 minutes", not for planning a cluster).
+    """Estimate a run's wall-clock seconds from rates measured on this machine (see evaluator.planner)."""
+    return estimate(config, store_path).total_s
 
-    Uses stored cells of the same model, variant and task when there are some (else of the same model
-    and variant), else per-kind defaults. Each cell costs ``repeats`` measured passes plus about one
-    more for the warm-up batch and the preparation.
-    """
-    from evaluator.runner import plan
-    from evaluator.store import Store
 
-    the_plan = plan(config)
-    per_task: dict[tuple[str, str, str, str], float] = {}
-    per_mv: dict[tuple[str, str], list[float]] = {}
-    load: dict[tuple[str, str], float] = {}
-    try:
-        store = Store(store_path or config.store)
-        for r in store.list_runs(limit=20):
-            for c in store.cells(r["run_id"]):
-                if c.status == "ok" and c.duration_s and c.n_items and not c.reused:
-                    rate = c.duration_s / c.n_items
-                    per_task.setdefault((c.model, c.variant, c.suite, c.task), rate)
-                    per_mv.setdefault((c.model, c.variant), []).append(rate)
-                    load.setdefault((c.model, c.variant), c.load_s or 0.0)
-    except Exception:  # noqa: BLE001 - an estimate never fails a page
-        per_task, per_mv, load = {}, {}, {}
-    total = _STARTUP_S
-    for spec in the_plan.models:
-        for var in the_plan.variants:
-            mv = (spec.name, var.name)
-            fallback = (sum(per_mv[mv]) / len(per_mv[mv])) if mv in per_mv else _DEFAULT_S_PER_ITEM[spec.kind]
-            total += load.get(mv, _DEFAULT_LOAD_S[spec.kind])
-            for suite in the_plan.suites:
-                for task in suite.tasks:
-                    rate = per_task.get((spec.name, var.name, suite.name, task.name), fallback)
-                    total += rate * len(task.select(config.limit)) * (config.repeats + 1) + 0.5
-    return total
+def estimate(config: RunConfig, store_path: str | None = None) -> Any:
+    """The cell-by-cell :class:`evaluator.planner.GridEstimate` of ``config``, with this home's job files."""
+    from evaluator.planner import estimate_grid
+
+    return estimate_grid(config, store_path or config.store, jobs_dir=jobs_dir())
 
 
 # --------------------------------------------------------------------------------------------- child
@@ -366,8 +365,20 @@ def _child(job_file: str) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
+    lock = _wait_for_turn(path, cancel)
+    if lock is None:  # cancelled while queued
+        def dropped(d: dict[str, Any]) -> None:
+            d["status"], d["finished_at"], d["current"] = "cancelled", _now(), None
+            d["error"] = None
+            d["pid"] = os.getpid()
+
+        _update(path, dropped)
+        return 0
+
     def started(d: dict[str, Any]) -> None:
         d["pid"] = os.getpid()
+        d["started_at"] = _now()
+        d["queued_behind"] = None
         if d.get("cancel_requested"):
             cancel.set()
         else:
@@ -376,6 +387,8 @@ def _child(job_file: str) -> int:
 
     data = _update(path, started)
     config = config_from_dict(data["config"])
+    order = _cell_order(config)  # (suite, task) per (model, variant), in the runner's order
+    pending: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     def on_event(e: dict[str, Any]) -> None:
         def apply(d: dict[str, Any]) -> None:
@@ -383,13 +396,27 @@ def _child(job_file: str) -> int:
                 d["run_id"], d["cells_planned"], d["store"] = e["run_id"], e["cells"], e.get("store")
                 d["current"] = "starting"
             elif e["type"] == "load":
-                d["current"] = f"loading {e['model']} [{e['variant']}]"
+                mv = (e["model"], e["variant"])
+                todo = pending.setdefault(mv, list(order.get(mv, [])))
+                d["current"] = f"loading {e['model']} [{e['variant']}]" + (
+                    f", then measuring {todo[0][0]}/{todo[0][1]}" if todo else "")
+            elif e["type"] == "cell-start":
+                d["current"] = (f"measuring {e['suite']}/{e['task']} · {e['model']} [{e['variant']}] "
+                                f"(cell {int(d.get('cells_done') or 0) + 1} of {d.get('cells_planned') or '?'})")
             elif e["type"] == "cell":
                 d["cells_done"] = int(d.get("cells_done") or 0) + 1
                 keep = ("suite", "task", "model", "variant", "status", "accuracy", "energy_j", "energy_method",
                         "error")
                 d.setdefault("cells", []).append({k: e.get(k) for k in keep} | {"at": _now()})
-                d["current"] = f"{e['model']} [{e['variant']}]: {e['suite']}/{e['task']} done"
+                mv = (e["model"], e["variant"])
+                todo = pending.setdefault(mv, list(order.get(mv, [])))
+                if (e["suite"], e["task"]) in todo:
+                    todo.remove((e["suite"], e["task"]))
+                if todo and e.get("status") != "reused":  # the runner measures the next task of this model now
+                    d["current"] = (f"measuring {todo[0][0]}/{todo[0][1]} · {e['model']} [{e['variant']}] "
+                                    f"(cell {d['cells_done'] + 1} of {d.get('cells_planned') or '?'})")
+                else:
+                    d["current"] = f"{e['model']} [{e['variant']}]: {e['suite']}/{e['task']} {e.get('status')}"
             elif e["type"] == "end":
                 d["current"] = None
             if cancel.is_set() and d.get("status") in ("starting", "running"):
@@ -403,6 +430,13 @@ def _child(job_file: str) -> int:
 
         result = run(config, on_event=on_event, cancel=cancel)
         status, code = result.status, 0
+        if config.out:  # every output atomically; a write error (full disk) is the job's error, cells stay stored
+            from evaluator.report import write_outputs
+
+            try:
+                write_outputs(result, Path(config.out), config)
+            except FrugalError as exc:
+                error, code = f"the run is stored, but its outputs were not written: {exc}", 2
     except KeyboardInterrupt:
         status, error = "cancelled", "stopped during a cell (second stop request)"
     except FrugalError as exc:
@@ -415,7 +449,62 @@ def _child(job_file: str) -> int:
         d["status"], d["error"], d["finished_at"], d["current"] = status, error, _now(), None
 
     _update(path, finish)
+    lock.close()
     return code
+
+
+def _cell_order(config: RunConfig) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(model, variant) -> [(suite, task), ...] in the order the runner measures them (empty on any error)."""
+    try:
+        from evaluator.runner import plan
+
+        p = plan(config)
+    except Exception:  # noqa: BLE001 - the run itself reports a bad plan
+        return {}
+    tasks = [(t.suite, t.name) for s in p.suites for t in s.tasks]
+    return {(m.name, v.name): list(tasks) for m in p.models for v in p.variants}
+
+
+def _wait_for_turn(path: Path, cancel: threading.Event, poll_s: float = 0.5) -> Any:
+    """Hold the run lock (an open file; closing it releases) once no older queued job waits; None if cancelled."""
+    lock_path = path.parent / "run.lock"
+    me = path.stem
+    mine = _read(path)
+    my_order = (float(mine.get("created_ts") or 0.0), me)
+    marked = False
+    while True:
+        if cancel.is_set() or _read(path).get("cancel_requested"):
+            return None
+        fh = open(lock_path, "a")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            got = False
+        else:
+            got = True
+        others = [j for j in list_jobs() if j.job_id != me and j.active]
+        # ahead of me: any job measuring now, an older one about to (between start and the lock), older queued
+        older = [j for j in others if j.status in ("running", "cancelling")
+                 or ((j.created_ts, j.job_id) < my_order and j.status in ("starting", "queued") and j.pid)]
+        if got and not older:
+            return fh
+        if got:
+            fh.close()
+        if not marked:
+            busy = [j.job_id for j in others if j.status != "queued"]
+            behind = busy[0] if busy else (older[-1].job_id if older else None)
+
+            def queued(d: dict[str, Any], behind: str | None = behind) -> None:
+                d["pid"] = os.getpid()
+                if d.get("status") in ("starting", "queued"):
+                    d["status"] = "queued"
+                    d["queued_behind"] = behind
+                    d["current"] = f"waiting for job {behind} to finish" if behind else "waiting for its turn"
+
+            _update(path, queued)
+            marked = True
+        time.sleep(poll_s)
 
 
 def main(argv: list[str] | None = None) -> int:

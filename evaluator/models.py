@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluator.errors import FrugalError, ModelNotAvailable, ValidationError, close_matches
+from evaluator.errors import FrugalError, ModelNotAvailable, ModelTampered, ValidationError, close_matches
 from evaluator.yamlio import line_of, load_yaml
 
 KINDS = ("encoder", "causal-lm")
@@ -84,9 +84,16 @@ _SPEC_FIELDS = {"name", "kind", "family", "params", "licence", "hub", "path", "o
                 "trust_remote_code", "allow_pickle", "revision"}
 
 
-def load_registry(path: str | Path) -> dict[str, ModelSpec]:
-    """Read and validate a models.yaml; errors name file, line and field."""
+def load_registry(path: str | Path, *, named: bool | None = None) -> dict[str, ModelSpec]:
+    """Read and validate a models.yaml; errors name file, line and field.
+
+    ``trust_remote_code: true`` runs the model folder's Python code, so it is refused in a registry the user
+    did not name: the packaged default reached without ``--models-file`` or ``FRUGAL_MODELS`` (``named``
+    False, or None and ``path`` is the packaged file and FRUGAL_MODELS is unset).
+    """
     path = Path(path)
+    if named is None:
+        named = bool(os.environ.get("FRUGAL_MODELS")) or not _same_file(path, packaged_registry_path())
     data = load_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise ValidationError("expected a mapping with a 'models:' list", file=str(path), field="models")
@@ -96,6 +103,11 @@ def load_registry(path: str | Path) -> dict[str, ModelSpec]:
         if spec.name in specs:
             raise ValidationError(f"duplicate model name {spec.name!r}", file=str(path),
                                   line=line_of(entry), field="name")
+        if spec.trust_remote_code and not named:
+            raise ValidationError(
+                f"{spec.name!r} sets trust_remote_code: true in a registry that was not named explicitly; "
+                "it would run the model folder's Python code. Name the registry with --models-file or "
+                "FRUGAL_MODELS if you trust it", file=str(path), line=line_of(entry), field="trust_remote_code")
         specs[spec.name] = spec
     return specs
 
@@ -158,14 +170,70 @@ def _parse_offline(off: Any, err: Callable[..., ValidationError]) -> OfflineSour
     return OfflineSource(tuple(pkgs), off["assembly"], off["source"], dict(sha), fmt, off.get("member"))
 
 
-def default_registry_path() -> Path:
-    """models.yaml: ``FRUGAL_MODELS``, else ./models.yaml, else the copy shipped with the package."""
-    if os.environ.get("FRUGAL_MODELS"):
-        return Path(os.environ["FRUGAL_MODELS"])
-    here = Path("models.yaml")
-    if here.is_file():
-        return here
+def packaged_registry_path() -> Path:
+    """The models.yaml shipped with the package (in a checkout, a link to the repository's models.yaml)."""
     return Path(__file__).resolve().parent / "data" / "models.yaml"
+
+
+def default_registry_path() -> Path:
+    """models.yaml when no ``--models-file`` is given: ``FRUGAL_MODELS``, else the packaged copy.
+
+    The working directory is never searched: a ``models.yaml`` in a cloned folder could shadow a built-in
+    name with a local path and ``trust_remote_code: true``, and a plain ``frugal run --model minilm-l6``
+    would import that folder's code.
+    """
+    if os.environ.get("FRUGAL_MODELS"):
+        return Path(os.environ["FRUGAL_MODELS"]).expanduser()
+    return packaged_registry_path()
+
+
+def registry_source(models_file: str | Path | None = None) -> tuple[Path, str]:
+    """The registry a command uses and why: (path, "--models-file" | "FRUGAL_MODELS" | "packaged default")."""
+    if models_file:
+        return Path(models_file), "--models-file"
+    if os.environ.get("FRUGAL_MODELS"):
+        return Path(os.environ["FRUGAL_MODELS"]).expanduser(), "FRUGAL_MODELS"
+    return packaged_registry_path(), "packaged default"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or a.samefile(b)
+    except OSError:
+        return False
+
+
+def builtin_registry() -> dict[str, ModelSpec]:
+    """The packaged registry's entries (the built-in names); empty if it is missing or broken."""
+    try:
+        return load_registry(packaged_registry_path(), named=True)
+    except FrugalError:
+        return {}
+
+
+def shadowed_builtins(registry: dict[str, ModelSpec], path: str | Path) -> list[str]:
+    """Names of ``registry`` (read from ``path``) that redefine a built-in model differently."""
+    if _same_file(Path(path), packaged_registry_path()):
+        return []
+    builtin = builtin_registry()
+    return [n for n, spec in registry.items() if n in builtin and spec != builtin[n]]
+
+
+def registry_warnings(registry: dict[str, ModelSpec], path: str | Path) -> list[str]:
+    """Loud warnings about a registry: entries that shadow a built-in name, run code, or unpickle weights."""
+    path = Path(path)
+    notes = []
+    shadowed = set(shadowed_builtins(registry, path))
+    for name, spec in registry.items():
+        if name in shadowed:
+            where = spec.path or spec.hub or "its offline source"
+            notes.append(f"{path}: {name!r} shadows the built-in model of that name and loads from {where}")
+        if spec.trust_remote_code:
+            notes.append(f"{path}: {name!r} sets trust_remote_code: true: loading it runs Python code from "
+                         f"{spec.path or spec.hub}")
+        if spec.allow_pickle:
+            notes.append(f"{path}: {name!r} sets allow_pickle: true: pickle weight files can run code when loaded")
+    return notes
 
 
 def get_spec(name: str, registry: dict[str, ModelSpec]) -> ModelSpec:
@@ -195,7 +263,11 @@ def cache_dir(spec: ModelSpec, home: Path | None = None) -> Path:
 
 
 def resolve(spec: ModelSpec, home: Path | None = None) -> ResolvedModel:
-    """Find a model's weights: local path, then cache, then Hub (online only)."""
+    """Find a model's weights: local path, then cache, then Hub (online only).
+
+    A cached model is checked on every resolve (:func:`verify_cache`): a file whose size, mtime or ctime
+    changed since pull is hashed again, and a sha256 that differs refuses the model (ModelTampered).
+    """
     if spec.path:
         p = Path(spec.path).expanduser()
         if not p.is_dir():
@@ -204,7 +276,7 @@ def resolve(spec: ModelSpec, home: Path | None = None) -> ResolvedModel:
     cdir = cache_dir(spec, home)
     manifest = cdir / MANIFEST
     if manifest.is_file():
-        meta = json.loads(manifest.read_text())
+        meta = verify_cache(spec, home)
         return ResolvedModel(spec, str(cdir), "cache", meta.get("weights_sha256", ""))
     if spec.hub and not is_offline():
         return ResolvedModel(spec, spec.hub, "hub", f"hub:{spec.hub}@{spec.revision or 'main'}")
@@ -227,6 +299,137 @@ def _folder_fingerprint(p: Path) -> str:
             if st.st_size < _HASH_CONTENT_BELOW:
                 h.update(hashlib.sha256(f.read_bytes()).digest())
     return "path:" + h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ verify
+#: The manifest key recording each cached file: {relative path: {size, mtime_ns, ctime_ns, sha256}}.
+FILES_KEY = "files"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What a verification of one cached model did."""
+
+    name: str
+    path: Path
+    files: int
+    hashed: int
+    hashed_mb: float
+    recorded: bool  # the manifest was (re)written: first check of an older cache, or a touched file
+
+
+def _cache_files(cdir: Path) -> dict[str, Path]:
+    """Every regular file of a cache folder but the manifest (and a manifest temp file left by a kill)."""
+    out = {}
+    for f in sorted(cdir.rglob("*")):
+        rel = f.relative_to(cdir).as_posix()
+        if rel == MANIFEST or (rel.startswith(f".{MANIFEST}.") and rel.endswith(".tmp")):
+            continue
+        if f.is_symlink() or f.is_file():  # a link could point anywhere: a pulled cache holds none
+            out[rel] = f
+    return out
+
+
+def _file_record(f: Path, sha: str | None = None) -> dict[str, Any]:
+    st = f.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "sha256": sha or sha256_file(f)}
+
+
+def _weights_digest(files: dict[str, dict[str, Any]]) -> str:
+    """The fingerprint of a cache: sha256 over the top-level safetensors' sha256s, in name order."""
+    shas = [files[rel]["sha256"] for rel in sorted(files) if "/" not in rel and rel.endswith(".safetensors")]
+    return hashlib.sha256("".join(shas).encode()).hexdigest()
+
+
+def _write_manifest(cdir: Path, meta: dict[str, Any]) -> bool:
+    from evaluator.safeio import atomic_write
+
+    try:
+        atomic_write(cdir / MANIFEST, json.dumps(meta, indent=2))
+        return True
+    except FrugalError:  # a read-only cache: still usable, checked in full again next time
+        return False
+
+
+def verify_cache(spec: ModelSpec, home: Path | None = None, *, full: bool = False) -> dict[str, Any]:
+    """Check a cached model against what pull recorded; return its manifest. Raises ModelTampered.
+
+    Cheap by default: every file is stat'ed, and only a file whose size, mtime or ctime differs from the
+    manifest is hashed again (a touch or a copy that keeps the bytes is recorded anew). ``full`` hashes every
+    file. A cache pulled by an older Frugal (no per-file record) is hashed once, checked against the
+    weights and registry hashes, and recorded. Missing files, extra files and links are refused too.
+    """
+    return _verify(spec, home, full=full)[0]
+
+
+def _verify(spec: ModelSpec, home: Path | None, *, full: bool) -> tuple[dict[str, Any], VerifyResult]:
+    cdir = cache_dir(spec, home)
+    fix = f"Run `frugal models pull {spec.name} --force` to assemble and verify it again."
+
+    def refuse(why: str) -> ModelTampered:
+        return ModelTampered(f"model {spec.name!r}: {why} in the cache ({cdir}); refusing to use it. {fix}")
+
+    try:
+        meta = json.loads((cdir / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise refuse(f"its manifest {MANIFEST} is unreadable ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise refuse(f"its manifest {MANIFEST} is not an object")
+    if spec.offline and isinstance(meta.get("verified_sha256"), dict) and meta["verified_sha256"] != \
+            spec.offline.sha256:
+        raise refuse("it was pulled from other weights than models.yaml now lists (sha256 differs)")
+    present = _cache_files(cdir)
+    links = [rel for rel, f in present.items() if f.is_symlink()]
+    if links:
+        raise refuse(f"{links[0]} is a symbolic link")
+    files = meta.get(FILES_KEY)
+    hashed, hashed_bytes, dirty = 0, 0, False
+    if not isinstance(files, dict):  # an older pull: hash once, check against what is known, record
+        files = {}
+        for rel, f in present.items():
+            files[rel] = _file_record(f)
+            hashed, hashed_bytes = hashed + 1, hashed_bytes + files[rel]["size"]
+        if meta.get("weights_sha256") and _weights_digest(files) != meta["weights_sha256"]:
+            raise refuse("the weights' sha256 differs from the one recorded at pull")
+        dirty = True
+    else:
+        missing = sorted(set(files) - set(present))
+        extra = sorted(set(present) - set(files))
+        if missing:
+            raise refuse(f"{missing[0]} is missing")
+        if extra:
+            raise refuse(f"{extra[0]} was added after pull")
+        for rel, f in present.items():
+            rec = files[rel]
+            st = f.stat()
+            same = (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (rec.get("size"), rec.get("mtime_ns"),
+                                                                  rec.get("ctime_ns"))
+            if same and not full:
+                continue
+            got = sha256_file(f) if st.st_size == rec.get("size") else None
+            hashed, hashed_bytes = hashed + 1, hashed_bytes + st.st_size
+            if got != rec.get("sha256"):
+                what = "its size" if got is None else "its content (sha256)"
+                raise refuse(f"{rel} changed since it was pulled and verified ({what} differs)")
+            if not same:
+                files[rel], dirty = _file_record(f, got), True
+    if spec.offline and spec.offline.format == "hf":
+        for rel, expected in spec.offline.sha256.items():
+            if rel in files and files[rel]["sha256"] != expected:
+                raise refuse(f"{rel} does not match the sha256 in models.yaml")
+    recorded = False
+    if dirty:
+        meta[FILES_KEY] = files
+        recorded = _write_manifest(cdir, meta)
+    return meta, VerifyResult(spec.name, cdir, len(files), hashed, hashed_bytes / 1e6, recorded)
+
+
+def verify(spec: ModelSpec, home: Path | None = None) -> VerifyResult:
+    """Hash every file of a cached model and compare with the manifest (`frugal models verify`)."""
+    if not (cache_dir(spec, home) / MANIFEST).is_file():
+        raise ModelNotAvailable(f"model {spec.name!r} is not in the cache ({cache_dir(spec, home)})")
+    return _verify(spec, home, full=True)[1]
 
 
 # -------------------------------------------------------------------------------------------- pull
@@ -291,6 +494,7 @@ def pull(spec: ModelSpec, home: Path | None = None, *, install: bool = True, for
                           f"{spec.hub or spec.path}")
     final = cache_dir(spec, home)
     if (final / MANIFEST).is_file() and not force:
+        verify_cache(spec, home)  # a cache that changed since pull says so (and how to fix it)
         return PullResult(spec.name, final, _size_mb(final), reused=True)
     _ensure_packages(src.packages, install)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -332,6 +536,8 @@ def pull(spec: ModelSpec, home: Path | None = None, *, install: bool = True, for
         for item in out.iterdir():
             item.rename(tmp / item.name)
         out.rmdir()
+        # Sizes and times are taken after the last rename of each file (a rename changes its ctime).
+        manifest[FILES_KEY] = {rel: _file_record(f) for rel, f in _cache_files(tmp).items()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if final.exists():
             shutil.rmtree(final)
@@ -399,6 +605,8 @@ def list_local(registry: dict[str, ModelSpec], home: Path | None = None) -> list
         try:
             r = resolve(spec, home)
             status, where = r.origin, r.location
+        except ModelTampered:
+            status, where = "MODIFIED", f"frugal models pull {spec.name} --force"
         except ModelNotAvailable:
             status, where = "not pulled", f"frugal models pull {spec.name}" if spec.offline else "-"
         size = _size_mb(Path(where)) if status in ("cache", "path") else None

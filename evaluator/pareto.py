@@ -55,6 +55,12 @@ def suite_points(cells: Sequence[CellResult]) -> dict[str, list[SuitePoint]]:
     return {s: mark_frontier(p) for s, p in out.items()}
 
 
+def mark_cells(cells: Sequence[CellResult], fronts: dict[str, list[SuitePoint]]) -> tuple[CellResult, ...]:
+    """The cells with ``on_frontier`` set from their suite points."""
+    on = {(p.suite, p.model, p.variant) for pts in fronts.values() for p in pts if p.on_frontier}
+    return tuple(replace(c, on_frontier=(c.suite, c.model, c.variant) in on) for c in cells)
+
+
 def mark_frontier(points: list[SuitePoint]) -> list[SuitePoint]:
     """Set on_frontier, indistinguishable and the energy grade of each point."""
     if not points:

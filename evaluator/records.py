@@ -1,11 +1,15 @@
-"""Frozen result records. Units are in field names; serialisation happens at the edges."""
+"""Frozen result records. Units are in field names; serialisation happens at the edges.
+
+The bottom of the dependency graph: records import nothing from the rest of the library.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+#: results.json and cell-key schema. 2: items carry a text target and output; cells carry task type and backend.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class CellResult:
     accuracy_ci_high: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     scoring_method: str = ""
+    task_type: str = ""
+    backend: str = ""
+    backend_version: str = ""
     energy_j: float | None = None
     active_energy_j: float | None = None
     energy_ci_low: float | None = None
@@ -71,18 +78,27 @@ class CellResult:
 
 @dataclass(frozen=True)
 class ItemRecord:
-    """Per-item prediction, kept so paired tests can be run later."""
+    """Per-item prediction, kept so paired tests can be run later.
+
+    ``gold``/``pred``/``pred_norm`` are choice indices (-1 where a task type has none); ``target`` is the
+    gold answer as text and ``output`` what the model answered, as text, so task types without choices
+    fit the same record.
+    """
 
     item_id: str
     gold: int
     pred: int
     pred_norm: int
     scores: tuple[float, ...]
+    target: str = ""
+    output: str = ""
+    #: Whether the answer is right, when the task type decides it otherwise than by ``pred == gold``.
+    is_correct: bool | None = None
 
     @property
     def correct(self) -> bool:
-        """Whether the acc prediction is right."""
-        return self.pred == self.gold
+        """Whether the (acc) prediction is right."""
+        return self.is_correct if self.is_correct is not None else self.pred == self.gold
 
 
 @dataclass(frozen=True)
@@ -108,3 +124,24 @@ class SuitePoint:
     def label(self) -> str:
         """'model variant'."""
         return f"{self.model} {self.variant}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run returns (the store holds the same)."""
+
+    run_id: str
+    store_path: str
+    cells: tuple[CellResult, ...]
+    frontiers: dict[str, list[SuitePoint]]
+    environment: dict[str, Any]
+    meter: dict[str, Any]
+    status: str
+    #: Per-item predictions by (suite, task, model, variant), when the result was read from a results.json
+    #: that carries them; None: look them up in the store at ``store_path``.
+    items: dict[tuple[str, str, str, str], list[ItemRecord]] | None = None
+
+    @property
+    def failed(self) -> list[CellResult]:
+        """Cells that failed."""
+        return [c for c in self.cells if c.status != "ok"]

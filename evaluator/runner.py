@@ -1,65 +1,45 @@
-"""The Runner: the one path from a RunConfig to stored, measured cells. CLI and app call ``run``.
+"""The Runner: the one path from a RunConfig to stored, measured cells. CLI, app and jobs call ``run``.
 
-Per cell (task x model x variant): prepare outside the window (tokenise; train the encoder probe),
-warm up on one batch, then measure ``repeats`` windows, each repeating the scoring pass until the
-meter's minimum window is reached. Accuracy comes from the first pass; later passes must agree
-(``deterministic``). A failing cell is stored as failed with its reason (load failed, out of memory,
-non-finite outputs (NaN/inf), ...); the grid goes on. Each cell is committed when done, so a run killed
-at any point resumes by running it again: finished cells are reused from the store.
+The runner only combines the seams: for each (model, variant) it takes the variant's backend, refuses
+what cannot work before anything loads (the backend's model kinds and devices, the variant's checks, the
+task type's request kinds against what the backend serves), reuses stored cells (evaluator/cellkey.py),
+loads once, and for each task lets the task type prepare a scoring pass that the measurement protocol
+(evaluator/measure.py) measures. It never asks which library or which model kind it holds. A failing cell
+is stored as failed with its reason (evaluator/failures.py); the grid goes on. Each cell is committed
+when done, so a run killed at any point resumes by running it again. ``run`` returns the result; writing
+outputs is the caller's (``evaluator.report.write_outputs``).
 """
 
 from __future__ import annotations
 
-import errno
 import gc
-import hashlib
-import json
-import os
-import platform
-import statistics
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator import metrics as metric_registry
+from evaluator.backends import Backend, get_backend
+from evaluator.cellkey import KeyContext, cell_key, reuse
 from evaluator.config import RunConfig
+from evaluator.environment import environment
 from evaluator.errors import FrugalError, ModelNotAvailable, VariantNotApplicable
+from evaluator.failures import describe
+from evaluator.measure import Measured, energy_per_item, idle_power_w, measure
 from evaluator.meters import Meter, MeterOptions, create_meter
-from evaluator.models import ModelSpec, default_registry_path, get_spec, load_registry, resolve
-from evaluator.pareto import suite_points
-from evaluator.records import SCHEMA_VERSION, CellResult, ItemRecord, SuitePoint
-from evaluator.stats import mean_ci, wilson_interval
+from evaluator.meters.estimate import cpu_model
+from evaluator.models import ModelSpec, get_spec, load_registry, registry_source, resolve
+from evaluator.pareto import mark_cells, suite_points
+from evaluator.records import CellResult, ItemRecord, RunResult
+from evaluator.stats import wilson_interval
 from evaluator.store import Store, now_iso
-from evaluator.suite import Suite, Task, load_suite
-from evaluator.variants import Composite, resolve_variant
+from evaluator.suite import Suite, load_suite
+from evaluator.tasks import ScoringOptions, Task, get_task_type
+from evaluator.variants import Composite, ModelInfo, resolve_variant
 
 Event = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a finished run returns (the store holds the same)."""
-
-    run_id: str
-    store_path: str
-    cells: tuple[CellResult, ...]
-    frontiers: dict[str, list[SuitePoint]]
-    environment: dict[str, Any]
-    meter: dict[str, Any]
-    status: str
-    #: Per-item predictions by (suite, task, model, variant), when the result was read from a results.json
-    #: that carries them; None: look them up in the store at ``store_path``.
-    items: dict[tuple[str, str, str, str], list[ItemRecord]] | None = None
-
-    @property
-    def failed(self) -> list[CellResult]:
-        """Cells that failed."""
-        return [c for c in self.cells if c.status != "ok"]
 
 
 @dataclass(frozen=True)
@@ -75,13 +55,22 @@ class Plan:
         """Number of (task, model, variant) cells."""
         return sum(len(s.tasks) for s in self.suites) * len(self.models) * len(self.variants)
 
+    @property
+    def tasks(self) -> list[Task]:
+        """Every task of every suite, in order."""
+        return [t for s in self.suites for t in s.tasks]
+
 
 def plan(config: RunConfig) -> Plan:
     """Load suites, models and variants; every bad input raises here, before anything is written."""
+    from evaluator.config import check_unique_models
+
     config.validate()
-    registry = load_registry(config.models_file or default_registry_path())
+    path, why = registry_source(config.models_file)
+    registry = load_registry(path, named=why != "packaged default")
     suites = tuple(load_suite(s) for s in dict.fromkeys(config.suites))
     models = tuple(get_spec(m, registry) for m in dict.fromkeys(config.models))
+    check_unique_models(models, registry)
     variants = tuple(resolve_variant(v) for v in dict.fromkeys(config.variants))
     cells = {f"{m.name}:{v.name}" for m in models for v in variants}
     refs = (*config.gates.require_on_frontier, *([config.gates.baseline] if config.gates.baseline else []))
@@ -95,361 +84,210 @@ def plan(config: RunConfig) -> Plan:
     return Plan(suites, models, variants)
 
 
-def environment(threads: int, device: str) -> dict[str, Any]:
-    """Hardware and software context stored with every run."""
-    import torch
-    import transformers
+@dataclass
+class _Runtime:
+    """A backend as this run uses it: its device and thread count, set once."""
 
-    from evaluator import __version__
-    from evaluator.meters.estimate import cpu_model
+    backend: Backend
+    device: str
+    threads: int
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu, "device": device,
-        "threads": threads, "platform": platform.platform(), "python": platform.python_version(),
-        "torch": torch.__version__, "transformers": transformers.__version__, "frugal": __version__,
-        "date": now_iso(),
-    }
+
+@dataclass
+class _Ctx:
+    config: RunConfig
+    store: Store
+    run_id: str
+    meter: Meter
+    g_per_kwh: float
+    emit: Callable[[Event], None]
+    runtimes: dict[str, _Runtime]
+    idle_w: float = 0.0
+    cancel: threading.Event | None = None
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
 
 def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
         cancel: threading.Event | None = None) -> RunResult:
     """Run the grid; store each cell as it finishes; return the run."""
-    import torch
-
     from evaluator.carbon import grid_intensity
-    from evaluator.scoring import pick_device
 
     emit = on_event or (lambda _e: None)
     the_plan = plan(config)
-    device = pick_device(config.device)
-    threads = config.threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    runtimes = {}
+    for name in dict.fromkeys(v.backend for v in the_plan.variants):
+        b = get_backend(name)
+        runtimes[name] = _Runtime(b, b.pick_device(config.device), b.set_threads(config.threads or b.default_threads()))
+    first = next(iter(runtimes.values()))
     g_per_kwh, carbon_source = grid_intensity(config.country, config.grid_intensity)
     meter = create_meter(config.meter, MeterOptions(watts_per_core=config.watts_per_core, country=config.country))
-    env = environment(threads, device)
+    env = environment(first.threads, first.device, (r.backend for r in runtimes.values()))
     store = Store(config.store)
     meter_ctx: dict[str, Any] = {**meter.context(), "idle_power_w": None,
                                  "carbon": {"g_per_kwh": g_per_kwh, "source": carbon_source, "pue": config.pue}}
     run_id = store.create_run(config.to_dict(), the_plan.n_cells, env, meter_ctx)
     emit({"type": "start", "run_id": run_id, "cells": the_plan.n_cells, "store": str(store.path)})
-    idle_w = _idle_power(meter, config.idle_s) if meter.is_counter else 0.0
-    meter_ctx["idle_power_w"] = idle_w
+    ctx = _Ctx(config, store, run_id, meter, g_per_kwh, emit, runtimes, cancel=cancel)
+    ctx.idle_w = idle_power_w(meter, config.idle_s) if meter.is_counter else 0.0
+    meter_ctx["idle_power_w"] = ctx.idle_w
     meter_ctx["idle_note"] = ("measured before the run" if meter.is_counter else
                               "0: the estimate counts only this process's CPU time, so idle draw is excluded")
     store.update_run(run_id, meter_json=meter_ctx)
-    ctx = _CellContext(config, store, run_id, meter, idle_w, g_per_kwh, device, emit)
-    status = "finished"
     try:
         for spec in the_plan.models:
             for variant in the_plan.variants:
-                if cancel is not None and cancel.is_set():
-                    status = "cancelled"
+                if ctx.cancelled():
                     break
-                _run_model_variant(ctx, the_plan, spec, variant, cancel)
-            if status == "cancelled":
-                break
+                _run_group(ctx, the_plan.tasks, spec, variant)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted", finished_at=now_iso())
         raise
     finally:
         meter.close()
-    if cancel is not None and cancel.is_set():
-        status = "cancelled"
     cells = tuple(store.cells(run_id))
     fronts = suite_points(cells)
-    cells = _mark_cells(cells, fronts)
-    if any(c.status != "ok" for c in cells) and status == "finished":
+    cells = mark_cells(cells, fronts)
+    status = "cancelled" if ctx.cancelled() else "finished"
+    if status == "finished" and any(c.status != "ok" for c in cells):
         status = "finished-with-failures"
     store.update_run(run_id, status=status, finished_at=now_iso())
     emit({"type": "end", "run_id": run_id, "status": status})
-    result = RunResult(run_id, str(store.path), cells, fronts, env, meter_ctx, status)
-    if config.out:
-        from evaluator.report import write_outputs
-
-        write_outputs(result, Path(config.out), config)
-    return result
+    return RunResult(run_id, str(store.path), cells, fronts, env, meter_ctx, status)
 
 
-def _mark_cells(cells: tuple[CellResult, ...], fronts: dict[str, list[SuitePoint]]) -> tuple[CellResult, ...]:
-    on = {(p.suite, p.model, p.variant) for pts in fronts.values() for p in pts if p.on_frontier}
-    return tuple(replace(c, on_frontier=(c.suite, c.model, c.variant) in on) for c in cells)
-
-
-def _idle_power(meter: Meter, seconds: float) -> float:
-    if seconds <= 0:
-        return 0.0
-    meter.begin("idle")
-    time.sleep(seconds)
-    m = meter.end("idle")
-    return m.power_w or 0.0
-
-
-@dataclass
-class _CellContext:
-    config: RunConfig
-    store: Store
-    run_id: str
-    meter: Meter
-    idle_w: float
-    g_per_kwh: float
-    device: str
-    emit: Callable[[Event], None]
-
-
-def cell_key(config: RunConfig, fingerprint: str, variant: Composite, task: Task, meter: Meter, device: str,
-             threads: int, model: str | None = None) -> str:
-    """Same weights, variant, task data, scoring and measurement setup -> same key -> reusable.
-
-    ``model`` (name and folder of a model given by a local path) joins the key when the weights fingerprint
-    alone cannot tell two models apart: a folder's fingerprint is file sizes and times, which two folders
-    sharing weights (links) but not config.json can have in common.
-    """
-    from evaluator.meters.estimate import cpu_model
-
-    payload = {"schema": SCHEMA_VERSION, "weights": fingerprint, "variant": variant.record(),
-               "task": task.fingerprint(config.limit), "batch": config.batch_size, "repeats": config.repeats,
-               "encoder_method": config.encoder_method, "meter": meter.name, "device": device,
-               "threads": threads, "cpu": cpu_model(), "watts_per_core": config.watts_per_core,
-               "pue": config.pue, "grid": config.grid_intensity, "country": config.country}
-    if model is not None:
-        payload["model"] = model
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def _run_model_variant(ctx: _CellContext, the_plan: Plan, spec: ModelSpec, variant: Composite,
-                       cancel: threading.Event | None) -> None:
-    import torch
-
-    tasks = [t for s in the_plan.suites for t in s.tasks]
-    base = {"model": spec.name, "variant": variant.name}
+def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite) -> None:
+    """One (model, variant): refuse or reuse what can be, load once, measure each remaining task."""
+    rt = ctx.runtimes[variant.backend]
+    names = {"model": spec.name, "variant": variant.name}
     try:
+        rt.backend.check(spec, variant, rt.device)
+        variant.check(ModelInfo(spec.name, spec.kind, rt.device))
         resolved = resolve(spec)
-        fingerprint = resolved.fingerprint
     except ModelNotAvailable as exc:
-        for t in tasks:
-            _store_failed(ctx, t, base, f"model not available: {exc}", "")
-        return
-    local = f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None
-    keys = {(t.suite, t.name): cell_key(ctx.config, fingerprint, variant, t, ctx.meter, ctx.device,
-                                        torch.get_num_threads(), local) for t in tasks}
-    todo = []
+        return _fail_all(ctx, [(t, "") for t in tasks], names, f"model not available: {exc}")
+    except (VariantNotApplicable, FrugalError) as exc:
+        return _fail_all(ctx, [(t, "") for t in tasks], names, str(exc))
+    kctx = KeyContext(resolved.fingerprint, ctx.meter.name, rt.device, rt.threads, cpu_model(), rt.backend.name,
+                      rt.backend.version(), f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None)
+    todo: list[tuple[Task, str]] = []
+    serves = rt.backend.serves(spec.kind)
     for t in tasks:
-        hit = None if ctx.config.force else ctx.store.find_reusable(keys[(t.suite, t.name)])
-        if hit:
-            orig_id, cell = hit
-            ctx.store.add_cell(ctx.run_id, replace(cell, reused=True), reused_from=orig_id)
-            ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **base, "status": "reused",
-                      "accuracy": cell.accuracy, "energy_j": cell.energy_j})
-        else:
-            todo.append(t)
-    if not todo:
-        return
-    ctx.emit({"type": "load", **base})
+        key = cell_key(ctx.config, variant, t, kctx)
+        ttype = get_task_type(t.type)
+        if not serves.intersection(ttype.kinds):
+            _store_failed(ctx, t, names, f"task type {t.type} needs {' or '.join(ttype.kinds)} requests; backend "
+                                         f"{rt.backend.name} serves {', '.join(sorted(serves)) or 'none'} for "
+                                         f"{spec.kind} models", key)
+            continue
+        if ctx.config.force or not _reused(ctx, t, key, names):
+            todo.append((t, key))
+    if not todo or ctx.cancelled():
+        return None
+    ctx.emit({"type": "load", **names, "backend": rt.backend.name})
     t0 = time.perf_counter()
-    lm, failure = None, "load failed"
+    loaded, failure = None, "load failed"
     try:
-        from evaluator.scoring import load
-
-        lm = load(resolved, variant, ctx.device)
+        loaded = rt.backend.load(resolved, variant, rt.device)
     except (VariantNotApplicable, FrugalError) as exc:
         failure = str(exc)
     except Exception as exc:  # noqa: BLE001 - any load failure (MemoryError too) becomes a failed cell
-        failure = f"load failed: {_describe(exc)}"
-    if lm is None:
+        failure = f"load failed: {describe(exc, rt.backend.oom_types())}"
+    if loaded is None:
         # Out of the except block, the failed load's traceback (whose frames hold the half-built model) is
         # gone: collect it so the memory is back before the store is written and the next model loads.
         gc.collect()
-        for t in todo:
-            _store_failed(ctx, t, base, failure, keys[(t.suite, t.name)])
-        return
+        return _fail_all(ctx, todo, names, failure)
     load_s = time.perf_counter() - t0
-    footprint = _footprint(lm.model)
+    footprint = loaded.footprint()
+    measured: set[str] = set()
     try:
-        for t in todo:
-            if cancel is not None and cancel.is_set():
-                return
-            key, error = keys[(t.suite, t.name)], None
+        for t, key in todo:
+            if ctx.cancelled():
+                return None
+            if key in measured and _reused(ctx, t, key, names):  # same content twice in one run (a renamed copy)
+                continue
+            measured.add(key)
+            ctx.emit({"type": "cell-start", "suite": t.suite, "task": t.name, **names})
+            error = None
             try:
-                cell, items = _measure(ctx, lm, t, variant, key, load_s, footprint)
+                cell, items = _measure_cell(ctx, loaded, t, variant, key, rt, load_s, footprint)
                 ctx.store.add_cell(ctx.run_id, cell, items)
             except Exception as exc:  # noqa: BLE001 - one failed cell never loses the others
-                error = _describe(exc)
+                error = describe(exc, rt.backend.oom_types())
             if error is not None:
                 gc.collect()  # free what the failed pass allocated (its traceback is gone) before writing
-                _store_failed(ctx, t, base, error, key)
+                _store_failed(ctx, t, names, error, key)
                 continue
-            ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **base, "status": "ok",
+            ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **names, "status": "ok",
                       "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method})
     finally:
-        del lm
+        loaded.close()
+        del loaded
         gc.collect()
-
-
-#: Messages of allocation failures that libraries raise as RuntimeError/OSError rather than MemoryError
-#: (torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory"; mmap/ENOMEM: "Cannot allocate memory").
-_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
-                "std::bad_alloc", "failed to allocate")
-
-
-def _is_oom(exc: BaseException) -> bool:
-    """Say whether ``exc`` (or an exception it was raised from) is an allocation failure."""
-    import torch
-
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, torch.OutOfMemoryError | MemoryError):
-            return True
-        if isinstance(e, OSError) and e.errno == errno.ENOMEM:
-            return True
-        if isinstance(e, RuntimeError | OSError) and any(m in str(e).lower() for m in _OOM_MARKERS):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def _describe(exc: BaseException) -> str:
-    from evaluator.scoring import NonFiniteOutputs
-
-    if isinstance(exc, NonFiniteOutputs):
-        return str(exc)
-    if _is_oom(exc):
-        return f"out of memory ({type(exc).__name__}): {' '.join(str(exc).split())}".strip()
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _store_failed(ctx: _CellContext, task: Task, base: dict[str, str], error: str, key: str) -> None:
-    cell = CellResult(suite=task.suite, task=task.name, status="failed", error=error, cell_key=key,
-                      prompt_template=task.prompt, **base)
-    ctx.store.add_cell(ctx.run_id, cell)
-    ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **base, "status": "failed", "error": error})
-
-
-def _footprint(model: Any) -> dict[str, Any]:
-    try:
-        from evaluator.variants.footprint import param_counts, serialized_size_mb, weight_dtype
-    except ImportError:  # pragma: no cover - footprint helpers ship with the variants
-        return {}
-    out: dict[str, Any] = {}
-    try:
-        out["params"], out["nonzero_params"] = param_counts(model)
-        size = serialized_size_mb(model)
-        out["size_mb"] = size[0] if isinstance(size, tuple) else size
-        out["weight_dtype"] = weight_dtype(model)
-    except Exception as exc:  # noqa: BLE001 - footprint is informative, never fatal
-        out["footprint_error"] = str(exc)
-    return out
-
-
-def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
     return None
 
 
-def _measure(ctx: _CellContext, lm: Any, task: Task, variant: Composite, key: str, load_s: float,
-             footprint: dict[str, Any]) -> tuple[CellResult, list[ItemRecord]]:
-    from evaluator.carbon import gco2e
-    from evaluator.scoring import check_finite, encode_requests, prepare_encoder, score_causal, score_encoder
+def _reused(ctx: _Ctx, task: Task, key: str, names: dict[str, str]) -> bool:
+    hit = reuse(ctx.store, ctx.run_id, key, task, names["model"], names["variant"])
+    if hit is not None:
+        ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": "reused",
+                  "accuracy": hit.accuracy, "energy_j": hit.energy_j})
+    return hit is not None
 
+
+def _measure_cell(ctx: _Ctx, loaded: Any, task: Task, variant: Composite, key: str, rt: _Runtime, load_s: float,
+                  footprint: dict[str, Any]) -> tuple[CellResult, list[ItemRecord]]:
     cfg = ctx.config
+    ttype = get_task_type(task.type)
     items = task.select(cfg.limit)
-    if lm.kind == "causal-lm":
-        reqs = encode_requests(lm.tokenizer, task, items)
-        method = "loglik"
+    scoring = ttype.prepare(task, items, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
+    m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w)
+    return _cell(ctx, task, ttype.metrics(task, m.scores, scoring.method), scoring.method, m, loaded.name,
+                 variant, key, rt, load_s, footprint), _item_records(m)
 
-        def score(sub: Any = items, rq: Any = reqs) -> list:
-            return score_causal(lm, task, sub, cfg.batch_size, rq)
 
-        warm = lambda: score(items[: cfg.batch_size], reqs[: cfg.batch_size])  # noqa: E731
-    else:
-        plan_ = prepare_encoder(lm, task, cfg.encoder_method)
-        method = plan_.method
+def _cell(ctx: _Ctx, task: Task, metrics: dict[str, float], method: str, m: Measured, model: str,
+          variant: Composite, key: str, rt: _Runtime, load_s: float, footprint: dict[str, Any]) -> CellResult:
+    from evaluator.carbon import gco2e
 
-        def score(sub: Any = items) -> list:
-            return score_encoder(lm, task, sub, plan_, cfg.batch_size * 2)
-
-        warm = lambda: score(items[: cfg.batch_size * 2])  # noqa: E731
-    warm()
-    _reset_peak_rss()
-    energies, durations, cpu_times, passes = [], [], [], 1
-    comp_sum: dict[str, float] = {}
-    unstable: list[str] = []
-    first, deterministic, last_m = None, True, None
-    for r in range(cfg.repeats):
-        ctx.meter.begin(f"{task.suite}/{task.name}:{r}")
-        t_start = time.perf_counter()
-        n = 0
-        while True:
-            scores = score()
-            check_finite([x for s in scores for x in s.scores], "scores")  # never score NaN/inf silently
-            n += 1
-            if time.perf_counter() - t_start >= ctx.meter.min_window_s:
-                break
-        m = ctx.meter.end(f"{task.suite}/{task.name}:{r}")
-        last_m = m
-        passes = n
-        if first is None:
-            first = scores
-        elif [s.pred for s in scores] != [s.pred for s in first]:
-            deterministic = False
-        energies.append((m.energy_j or 0.0) / n)
-        durations.append(m.duration_s / n)
-        cpu_times.append(m.cpu_time_s / n)
-        for k, v in dict(m.components_j).items():  # per pass, averaged over the repeats below
-            comp_sum[k] = comp_sum.get(k, 0.0) + v / n
-        if not m.is_stable:
-            unstable.append(m.unstable_reason or f"repeat {r} unstable")
-    assert first is not None and last_m is not None
-    preds, golds = [s.pred for s in first], [s.gold for s in first]
-    n_items = len(first)
-    n_correct = sum(p == g for p, g in zip(preds, golds, strict=True))
-    acc = n_correct / n_items
+    n_items = len(m.scores)
+    n_correct = sum(s.correct for s in m.scores)
     lo, hi = wilson_interval(n_correct, n_items)
-    mvals: dict[str, float] = {}
-    for name in task.metrics:
-        mvals[name] = metric_registry.compute(name, preds, golds)
-    if lm.kind == "causal-lm":
-        mvals["acc_norm"] = sum(s.correct_norm for s in first) / n_items
-    e_mean, e_lo, e_hi = mean_ci(energies)
-    d_mean, d_lo, d_hi = mean_ci(durations)
-    active = max(0.0, e_mean - ctx.idle_w * d_mean)
-    comp = {k: v / cfg.repeats for k, v in comp_sum.items()}
-    cell = CellResult(
-        suite=task.suite, task=task.name, model=lm.name, variant=variant.name, status="ok",
-        n_items=n_items, n_correct=n_correct, accuracy=acc, accuracy_ci_low=lo, accuracy_ci_high=hi,
-        metrics=mvals, scoring_method=method, energy_j=e_mean, active_energy_j=active, energy_ci_low=e_lo,
-        energy_ci_high=e_hi, energy_j_per_item=e_mean / n_items, energy_j_per_1k=e_mean / n_items * 1000,
-        energy_j_per_correct=(e_mean / n_correct) if n_correct else None,
-        energy_method=last_m.energy_method, is_estimate=last_m.is_estimate, energy_components_j=comp,
-        energy_is_stable=not unstable, energy_unstable_reason="; ".join(dict.fromkeys(unstable)) or None,
-        gco2e=gco2e(e_mean, ctx.g_per_kwh, cfg.pue), duration_s=d_mean, duration_ci_low=d_lo,
-        duration_ci_high=d_hi, cpu_time_s=statistics.fmean(cpu_times), passes_per_window=passes,
-        repeats=cfg.repeats, deterministic=deterministic if cfg.repeats > 1 else None,
+    return CellResult(
+        suite=task.suite, task=task.name, model=model, variant=variant.name, status="ok",
+        n_items=n_items, n_correct=n_correct, accuracy=n_correct / n_items, accuracy_ci_low=lo, accuracy_ci_high=hi,
+        metrics=metrics, scoring_method=method, task_type=task.type, backend=rt.backend.name,
+        backend_version=rt.backend.version(), energy_j=m.energy_j, active_energy_j=m.active_energy_j,
+        energy_ci_low=m.energy_ci_low, energy_ci_high=m.energy_ci_high,
+        **energy_per_item(m.energy_j, n_items, n_correct),
+        energy_method=m.energy_method, is_estimate=m.is_estimate, energy_components_j=m.components_j,
+        energy_is_stable=m.unstable_reason is None, energy_unstable_reason=m.unstable_reason,
+        gco2e=gco2e(m.energy_j, ctx.g_per_kwh, ctx.config.pue), duration_s=m.duration_s,
+        duration_ci_low=m.duration_ci_low, duration_ci_high=m.duration_ci_high, cpu_time_s=m.cpu_time_s,
+        passes_per_window=m.passes_per_window, repeats=m.repeats, deterministic=m.deterministic,
         params=footprint.get("params"), nonzero_params=footprint.get("nonzero_params"),
-        size_mb=footprint.get("size_mb"), peak_rss_mb=_peak_rss_mb(), weight_dtype=footprint.get("weight_dtype"),
-        load_s=load_s, variant_params=variant.record(), prompt_template=task.prompt, batch_size=cfg.batch_size,
-        cell_key=key)
-    recs = [ItemRecord(s.item_id, s.gold, s.pred, s.pred_norm, tuple(round(x, 5) for x in s.scores)) for s in first]
-    return cell, recs
+        size_mb=footprint.get("size_mb"), peak_rss_mb=m.peak_rss_mb, weight_dtype=footprint.get("weight_dtype"),
+        load_s=load_s, variant_params=variant.record(), prompt_template=task.prompt,
+        batch_size=ctx.config.batch_size, cell_key=key)
+
+
+def _item_records(m: Measured) -> list[ItemRecord]:
+    return [ItemRecord(s.item_id, s.gold, s.pred, s.pred_norm, tuple(round(x, 5) for x in s.scores), s.target,
+                       s.output) for s in m.scores]
+
+
+def _fail_all(ctx: _Ctx, todo: list[tuple[Task, str]], names: dict[str, str], error: str) -> None:
+    for t, key in todo:
+        _store_failed(ctx, t, names, error, key)
+
+
+def _store_failed(ctx: _Ctx, task: Task, names: dict[str, str], error: str, key: str) -> None:
+    cell = CellResult(suite=task.suite, task=task.name, status="failed", error=error, cell_key=key,
+                      task_type=task.type, prompt_template=task.prompt, **names)
+    ctx.store.add_cell(ctx.run_id, cell)
+    ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": "failed", "error": error})
 
 
 def load_result(source: str, store: str | None = None) -> RunResult:
@@ -459,11 +297,11 @@ def load_result(source: str, store: str | None = None) -> RunResult:
         from evaluator.report import read_results_json
 
         return read_results_json(p)
-    st = Store(store)
+    st = Store(store, readonly=True)
     run_row = st.get_run(source)
     cells = tuple(st.cells(source))
     fronts = suite_points(cells)
-    return RunResult(source, str(st.path), _mark_cells(cells, fronts), fronts, run_row["environment"],
+    return RunResult(source, str(st.path), mark_cells(cells, fronts), fronts, run_row["environment"],
                      run_row["meter"], run_row["status"])
 
 

@@ -1,9 +1,16 @@
 """The results store: SQLite (WAL), one short transaction per finished cell.
 
 Tables: ``runs`` (config, environment, meter context), ``cells`` (one row per cell and run, the
-result as JSON plus indexed columns) and ``items`` (per-item predictions). A cell whose
-``cell_key`` matches an earlier ok cell is reused: the new row points at the original with
-``reused_from`` and shares its items. Several processes may write at once (WAL + busy timeout).
+result as JSON plus indexed columns) and ``items`` (per-item predictions: choice indices and the
+target and output texts). A cell whose ``cell_key`` matches an earlier ok cell is reused: the new row,
+under the current run's names, points at the original with ``reused_from`` and shares its items.
+Several processes may write at once (WAL + busy timeout).
+
+The schema version is SQLite's ``user_version``: 1 (or 0) is the first release's, 2 adds the text
+columns of ``items``; an older store is migrated in place when first opened for writing. Opening checks
+that the file is an SQLite database that is not truncated, and runs SQLite's ``quick_check`` once per
+process and file; every SQLite failure becomes a :class:`StoreError` naming the store and what to do.
+A store that cannot be written (read-only file or folder) opens read-only for reading commands.
 """
 
 from __future__ import annotations
@@ -53,9 +60,24 @@ CREATE TABLE IF NOT EXISTS items (
     item_id TEXT NOT NULL,
     gold INTEGER NOT NULL, pred INTEGER NOT NULL, pred_norm INTEGER NOT NULL,
     scores_json TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '', output TEXT NOT NULL DEFAULT '', correct INTEGER,
     PRIMARY KEY (cell_id, idx)
 );
 """
+
+#: The schema this code writes (SQLite ``user_version``).
+STORE_VERSION = 2
+#: v1 -> v2: per-item text target and output, and correctness decided by the task type.
+_MIGRATE_V2 = ("ALTER TABLE items ADD COLUMN target TEXT NOT NULL DEFAULT ''",
+               "ALTER TABLE items ADD COLUMN output TEXT NOT NULL DEFAULT ''",
+               "ALTER TABLE items ADD COLUMN correct INTEGER")
+
+
+class StoreError(FrugalError):
+    """The results store cannot be used: a bad path, a file that is not a store, corruption, a full disk."""
+
+
+_CHECKED: set[tuple[str, int, int]] = set()
 
 
 #: How long a statement waits for another connection's lock before SQLite answers SQLITE_BUSY.
@@ -100,33 +122,165 @@ def default_store_path() -> Path:
     return Path(os.environ.get("FRUGAL_STORE") or frugal_home() / "results.sqlite")
 
 
-class Store:
-    """A handle on one SQLite results file. Cheap to open; safe across processes."""
+def _sqlite_problem(path: Path, exc: BaseException) -> StoreError:
+    """A StoreError for an sqlite3 failure on ``path``, saying what to do."""
+    msg = str(exc).lower()
+    if "full" in msg:
+        hint = "the disk is full: free space, or pass --store on another disk"
+    elif "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+        hint = ("the file is damaged or not a Frugal store: move it aside (results in it are lost) "
+                "or pass another --store")
+    elif "readonly" in msg or "read-only" in msg or "unable to open" in msg or "permission" in msg:
+        hint = "it cannot be written here: check its permissions and its folder's, or pass another --store"
+    else:
+        hint = "check the file, or pass another --store"
+    return StoreError(f"results store {path}: {exc} ({hint})")
 
-    def __init__(self, path: str | Path | None = None) -> None:
+
+class Store:
+    """A handle on one SQLite results file. Cheap to open; safe across processes.
+
+    ``readonly=True`` (or a file or folder this process cannot write) opens it read-only: reading
+    commands work on a store they may not change; writes then raise StoreError.
+    """
+
+    def __init__(self, path: str | Path | None = None, readonly: bool = False) -> None:
         self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"results store {self.path} is a folder; --store needs a file path, "
+                             f"e.g. {self.path / 'results.sqlite'}")
+        exists = self.path.is_file()
+        if exists:
+            self._check_file()
+        self.readonly = readonly or (exists and not os.access(self.path, os.W_OK)) or (
+            exists and not os.access(self.path.parent, os.W_OK))
+        if self.readonly:
+            if not exists:
+                raise StoreError(f"results store {self.path} does not exist")
+            self._quick_check()
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"results store {self.path}: cannot create its folder: {exc.strerror or exc}") from None
         with self._connect() as db:
-            db.executescript(SCHEMA)
+            try:
+                self._migrate(db)
+            except sqlite3.DatabaseError as exc:
+                raise _sqlite_problem(self.path, exc) from None
+        if exists:
+            self._quick_check()
+
+    def _check_file(self) -> None:
+        """Cheap checks of an existing file: a database, whose length covers every page.
+
+        Through SQLite only: a plain open() and close() of the file would drop this process's SQLite locks.
+        """
+        try:
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"results store {self.path}: cannot read it: {exc.strerror or exc}") from None
+        if size == 0:
+            return  # an empty file is a new store
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise _sqlite_problem(self.path, exc) from None
+        try:
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StoreError(f"results store {self.path} is not a Frugal store (not an SQLite database); "
+                                 f"pass another --store or move the file aside") from None
+            raise _sqlite_problem(self.path, exc) from None
+        finally:
+            db.close()
+        wal = Path(f"{self.path}-wal")
+        if pages and size < page * pages and not (wal.is_file() and wal.stat().st_size):
+            raise StoreError(f"results store {self.path} is truncated ({size} bytes, its header says "
+                             f"{page * pages}): move it aside (results in it are lost) or pass another --store")
+
+    def _quick_check(self) -> None:
+        """SQLite's quick_check, once per process for each (file, size, mtime)."""
+        st = self.path.stat()
+        key = (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
+        if key in _CHECKED:
+            return
+        with self._connect() as db:
+            try:
+                problems = [r[0] for r in db.execute("PRAGMA quick_check") if r[0] != "ok"]
+            except sqlite3.DatabaseError as exc:
+                raise _sqlite_problem(self.path, exc) from None
+        if problems:
+            raise StoreError(f"results store {self.path} is corrupt ({'; '.join(problems[:3])}): move it aside "
+                             f"(results in it are lost) or pass another --store")
+        _CHECKED.add(key)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Create the tables, or bring an older store to STORE_VERSION in place (one transaction)."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > STORE_VERSION:
+            raise StoreError(f"results store {self.path} has schema {version}, newer than this Frugal "
+                             f"({STORE_VERSION}): upgrade Frugal or pass another --store")
+        if version == STORE_VERSION:
+            return
+        _retry_busy(db, "BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            if version < STORE_VERSION:
+                had_items = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='items'").fetchone()
+                cols = {r[1] for r in db.execute("PRAGMA table_info(items)")} if had_items else set()
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                if had_items:
+                    for stmt in _MIGRATE_V2:
+                        if stmt.split("ADD COLUMN ")[1].split()[0] not in cols:
+                            db.execute(stmt)
+                db.execute(f"PRAGMA user_version={STORE_VERSION}")
+            _retry_busy(db, "COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            for attempt in range(50):  # persistent; a no-op once in WAL. Switching ignores busy_timeout when
-                try:                   # several processes create the file at once, so retry it here.
-                    db.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == 49:
-                        raise
-                    time.sleep(0.02 * (attempt + 1))
-            db.execute("PRAGMA foreign_keys=ON")
+            if self.readonly:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                     timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            else:
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _sqlite_problem(self.path, exc) from None
+        try:
+            try:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                if not self.readonly:
+                    self._wal(db)
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:
+                raise _sqlite_problem(self.path, exc) from None
             db.row_factory = sqlite3.Row
-            yield db
+            try:
+                yield db
+            except sqlite3.DatabaseError as exc:
+                raise _sqlite_problem(self.path, exc) from None
         finally:
             db.close()
+
+    @staticmethod
+    def _wal(db: sqlite3.Connection) -> None:
+        for attempt in range(50):  # persistent; a no-op once in WAL. Switching ignores busy_timeout when
+            try:                   # several processes create the file at once, so retry it here.
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -135,6 +289,9 @@ class Store:
         Waiting for another process's write lock is SQLite's busy handler (``busy_timeout``); when SQLite
         still answers SQLITE_BUSY, BEGIN and COMMIT are retried here. The body itself is never re-run.
         """
+        if self.readonly:
+            raise StoreError(f"results store {self.path} is open read-only (the file or its folder cannot be "
+                             f"written); pass a writable --store")
         with self._connect() as db:
             _retry_busy(db, "BEGIN IMMEDIATE")
             try:
@@ -245,9 +402,10 @@ class Store:
             cid = cur.fetchone()[0]
             db.execute("DELETE FROM items WHERE cell_id=?", (cid,))
             db.executemany(
-                "INSERT INTO items (cell_id, idx, item_id, gold, pred, pred_norm, scores_json) VALUES (?,?,?,?,?,?,?)",
-                [(cid, i, it.item_id, it.gold, it.pred, it.pred_norm, json.dumps(list(it.scores)))
-                 for i, it in enumerate(items)])
+                "INSERT INTO items (cell_id, idx, item_id, gold, pred, pred_norm, scores_json, target, output, correct)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(cid, i, it.item_id, it.gold, it.pred, it.pred_norm, json.dumps(list(it.scores)), it.target,
+                  it.output, None if it.is_correct is None else int(it.is_correct)) for i, it in enumerate(items)])
         return cid
 
     def cells(self, run_id: str) -> list[CellResult]:
@@ -267,7 +425,8 @@ class Store:
                 return []
             rows = db.execute("SELECT * FROM items WHERE cell_id=? ORDER BY idx",
                               (row["reused_from"] or row["id"],)).fetchall()
-        return [ItemRecord(r["item_id"], r["gold"], r["pred"], r["pred_norm"], tuple(json.loads(r["scores_json"])))
+        return [ItemRecord(r["item_id"], r["gold"], r["pred"], r["pred_norm"], tuple(json.loads(r["scores_json"])),
+                           r["target"], r["output"], None if r["correct"] is None else bool(r["correct"]))
                 for r in rows]
 
     def integrity_check(self) -> list[str]:

@@ -1,26 +1,29 @@
 """The Suite seam: a folder with suite.yaml + data files, validated against a small schema.
 
-Tasks never see models. Every item ends up with the same shape (``choices`` + ``gold`` index), so
-scorers treat classification and multiple choice alike. Errors name the file, the line and the field.
+Tasks never see models. Every item ends up with the same shape (``choices`` + ``gold`` index + ``target``
+text); the task type named by ``type:`` (evaluator/tasks/) validates its own fields of each row. Errors
+name the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evaluator.errors import FrugalError, ValidationError, close_matches
+from evaluator.tasks import TASK_TYPES as _TASK_TYPE_REGISTRY
+from evaluator.tasks import get_task_type
+from evaluator.tasks.base import Item, Label, Task, render, template_fields
+from evaluator.texts import is_text, jsonl_objects, split_jsonl_lines, unclosed_quote_line
 from evaluator.yamlio import decode_text, key_line, line_of, load_yaml
 
-TASK_TYPES = ("classification", "multiple_choice")
+TASK_TYPES = tuple(_TASK_TYPE_REGISTRY)
 SPLITS = ("test", "train")
 DIFFICULTIES = ("easy", "medium", "hard")
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # use fullmatch
@@ -32,75 +35,6 @@ BUILTIN_DIR = _REPO_DOMAINS if _REPO_DOMAINS.is_dir() else Path(__file__).resolv
 
 
 @dataclass(frozen=True)
-class Label:
-    """A class of a classification task."""
-
-    name: str
-    description: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Item:
-    """One scored example: the fields the templates use, the choices and the gold index."""
-
-    id: str
-    fields: Mapping[str, Any]
-    choices: tuple[str, ...]
-    gold: int
-    split: str = "test"
-    difficulty: str | None = None
-    line: int | None = None
-
-
-@dataclass(frozen=True)
-class Task:
-    """A named task: items plus how to present and score them."""
-
-    suite: str
-    name: str
-    type: str
-    description: str
-    prompt: str
-    encoder_input: str | None
-    labels: tuple[Label, ...]
-    metrics: tuple[str, ...]
-    items: tuple[Item, ...]
-    train_items: tuple[Item, ...] = ()
-    source: str = ""
-
-    def render_prompt(self, item: Item) -> str:
-        """The prompt text for a causal LM."""
-        return render(self.prompt, item.fields)
-
-    def render_encoder_input(self, item: Item) -> str:
-        """The text an encoder embeds."""
-        return render(self.encoder_input or self.prompt, item.fields)
-
-    def choice_descriptions(self, item: Item) -> tuple[str, ...]:
-        """What an encoder compares the input with: label descriptions, or the item's choices."""
-        if self.type == "classification":
-            return tuple(lab.description for lab in self.labels)
-        return item.choices
-
-    def fingerprint(self, limit: int | None = None) -> str:
-        """Changes whenever anything that affects scores changes (templates, labels, items)."""
-        h = hashlib.sha256()
-        payload = {"type": self.type, "prompt": self.prompt, "enc": self.encoder_input,
-                   "labels": [(lab.name, lab.description, lab.text) for lab in self.labels],
-                   "metrics": self.metrics}
-        h.update(json.dumps(payload, sort_keys=True).encode())
-        for it in (*self.select(limit), *self.train_items):
-            h.update(json.dumps([it.id, dict(it.fields), it.choices, it.gold, it.split],
-                                sort_keys=True, default=str).encode())
-        return h.hexdigest()[:20]
-
-    def select(self, limit: int | None) -> tuple[Item, ...]:
-        """The first ``limit`` test items, in file order (fixed, reproducible)."""
-        return self.items if limit is None else self.items[:limit]
-
-
-@dataclass(frozen=True)
 class Suite:
     """A named group of tasks from one folder."""
 
@@ -109,47 +43,6 @@ class Suite:
     path: str
     tasks: tuple[Task, ...] = field(default_factory=tuple)
     builtin: bool = False
-
-
-def render(template: str, fields: Mapping[str, Any]) -> str:
-    """Replace ``{name}`` with the item's field; ``{{``/``}}`` are literal braces; nothing else runs."""
-    out, i = [], 0
-    while i < len(template):
-        ch = template[i]
-        if template.startswith("{{", i) or template.startswith("}}", i):
-            out.append(ch)
-            i += 2
-        elif ch == "{":
-            j = template.index("}", i)
-            out.append(str(fields[template[i + 1:j]]))
-            i = j + 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def template_fields(template: str) -> list[str]:
-    """Field names a template uses, read exactly as :func:`render` reads them.
-
-    Raises ValueError on anything but plain names and on a ``{`` that is never closed.
-    """
-    names, i = [], 0
-    while i < len(template):
-        if template.startswith("{{", i) or template.startswith("}}", i):
-            i += 2
-        elif template[i] == "{":
-            j = template.find("}", i)
-            if j < 0:
-                raise ValueError(f"'{{' at character {i + 1} is never closed; write '{{{{' for a literal brace")
-            name = template[i + 1:j]
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(f"'{{{name}}}' is not a plain field name")
-            names.append(name)
-            i = j + 1
-        else:
-            i += 1
-    return names
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -345,32 +238,15 @@ def _load_file(base: Path, rel: Any, shape: _Shape, err: Any) -> tuple[list[Item
     return _items(rows, shape, str(p)), str(p)
 
 
-def split_jsonl_lines(text: str) -> list[str]:
-    """JSONL lines: split on newline only (a JSON string may hold U+2028 or U+0085 raw), minus a trailing CR."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
-
-
 def _jsonl_rows(text: str, f: str) -> list[tuple[int, dict]]:
-    rows = []
-    for n, line in enumerate(split_jsonl_lines(text), 1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_LINE_CHARS:
-            raise ValidationError(f"line longer than {MAX_LINE_CHARS} characters", file=f, line=n)
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=f, line=n) from None
-        except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
-            msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
-            raise ValidationError(f"invalid JSON: {msg}", file=f, line=n) from None
-        if not isinstance(obj, dict):
-            raise ValidationError("each line must be a JSON object", file=f, line=n)
-        rows.append((n, obj))
-    return rows
+    return jsonl_objects(text, f, ValidationError, MAX_LINE_CHARS)
 
 
 def _csv_rows(text: str, f: str) -> list[tuple[int, dict]]:
+    start = unclosed_quote_line(text)
+    if start is not None:  # the csv module would read the rest of the file as one value, silently
+        raise ValidationError("invalid CSV: a quoted field starts here and its closing quote (\") is missing, so "
+                              "everything after it would be read as one value", file=f, line=start)
     reader = csv.DictReader(io.StringIO(text))
     rows = []
     try:
@@ -396,7 +272,6 @@ def _csv_rows(text: str, f: str) -> list[tuple[int, dict]]:
 
 def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
     items, seen = [], {}
-    label_index = {lab.name: i for i, lab in enumerate(shape.labels)}
     for n, obj in rows:
         def bad(msg: str, fld: str, n: int = n) -> ValidationError:
             return ValidationError(msg, file=f, line=n, field=fld)
@@ -423,39 +298,10 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
                 raise bad("must be text", fld)
             if isinstance(obj[fld], str) and not is_text(obj[fld]):
                 raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", fld)
-        if shape.type == "classification":
-            label = obj.get("label")
-            if not isinstance(label, str) or label not in label_index:
-                names = tuple(label_index)
-                hint = close_matches(str(label), names) if isinstance(label, str) else f" Known: {', '.join(names)}."
-                raise bad(f"{label!r} is not one of the task's labels.{hint}", "label")
-            choices = tuple(lab.text for lab in shape.labels)
-            gold = label_index[label]
-        else:
-            choices = obj.get("choices")
-            if not isinstance(choices, list) or not 2 <= len(choices) <= 10 or not all(
-                    isinstance(c, str) and c.strip() for c in choices):
-                raise bad("must be a list of 2-10 non-empty strings", "choices")
-            if not all(is_text(c) for c in choices):
-                raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", "choices")
-            if len(set(choices)) != len(choices):
-                raise bad("choices must be distinct", "choices")
-            gold = obj.get("answer")
-            if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
-                raise bad(f"must be the 0-based index of the correct choice (0-{len(choices) - 1})", "answer")
-            choices = tuple(choices)
+        choices, gold, target = get_task_type(shape.type).parse_item(obj, shape.labels, bad)
         fields = {k: v for k, v in obj.items() if k in shape.fields or k in ("question", "text")}
-        items.append(Item(iid, fields, choices, gold, split, diff, n))
+        items.append(Item(iid, fields, choices, gold, split, diff, n, target))
     return items
-
-
-def is_text(s: str) -> bool:
-    """True when ``s`` can be stored and tokenised: encodable as UTF-8, no NUL characters."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in s
 
 
 def _load_hf(spec: Any, shape: _Shape, err: Any) -> tuple[list[Item], str]:
@@ -483,3 +329,9 @@ def _load_hf(spec: Any, shape: _Shape, err: Any) -> tuple[list[Item], str]:
                 obj["label"] = names.names[obj["label"]]
             rows.append((i + 1, obj))
     return _items(rows, shape, f"hf:{spec['path']}"), f"hf:{spec['path']}"
+
+
+#: Task, Item, Label and the template functions live with the task types (evaluator/tasks/base.py); suites
+#: load them from files. Re-exported here for callers that read suites.
+__all__ = ["BUILTIN_DIR", "MAX_LINE_CHARS", "TASK_TYPES", "Item", "Label", "Suite", "Task", "builtin_suites",
+           "find_suite", "is_text", "load_suite", "render", "split_jsonl_lines", "template_fields"]

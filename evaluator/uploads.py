@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from evaluator.errors import FrugalError, ValidationError
-from evaluator.suite import is_text as _is_text
+from evaluator.texts import is_text as _is_text
+from evaluator.texts import jsonl_objects, unclosed_quote_line
 
 MAX_BYTES = 50_000_000
 #: Environment variable overriding MAX_BYTES, in MB (the app's own limit is Streamlit's server.maxUploadSize,
@@ -265,7 +266,6 @@ def read_table(data: bytes, filename: str, max_bytes: int | None = None) -> tupl
 def _read_rows(data: bytes, filename: str, max_bytes: int | None = None) -> tuple[list[str], list[dict[str, Any]],
                                                                                list[int]]:
     """Columns, rows and the line each row ends on; errors name the file and line."""
-    from evaluator.suite import split_jsonl_lines
     from evaluator.yamlio import decode_text
 
     max_bytes = max_upload_bytes() if max_bytes is None else max_bytes
@@ -279,22 +279,16 @@ def _read_rows(data: bytes, filename: str, max_bytes: int | None = None) -> tupl
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
     if suffix in (".jsonl", ".ndjson", ".json"):
-        for n, line in enumerate(split_jsonl_lines(text), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UploadError(f"invalid JSON ({exc.msg})", file=filename, line=n) from None
-            except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
-                msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
-                raise UploadError(f"invalid JSON ({msg})", file=filename, line=n) from None
-            if not isinstance(obj, dict):
-                raise UploadError("each line must be a JSON object", file=filename, line=n)
+        for n, obj in jsonl_objects(text, filename, UploadError):
             rows.append(obj)
             lines.append(n)
     elif suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+        delimiter = "\t" if suffix == ".tsv" else ","
+        start = unclosed_quote_line(text, delimiter)
+        if start is not None:
+            raise UploadError("invalid CSV: a quoted field starts here and its closing quote (\") is missing, so "
+                              "everything after it would be read as one value", file=filename, line=start)
+        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
         try:
             for row in reader:
                 if None in row:
@@ -309,6 +303,8 @@ def _read_rows(data: bytes, filename: str, max_bytes: int | None = None) -> tupl
         raise UploadError("no rows", file=filename)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return columns, rows, lines
+
+
 
 
 def _choices_of(value: Any, bad: Any) -> list[str]:

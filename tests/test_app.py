@@ -80,11 +80,11 @@ def assert_clean(at) -> None:
 
 
 @pytest.fixture
-def failed_store(tmp_path, small_run):
+def failed_store(tmp_path, small_run, small_store):
     """A store with two runs: a copy of small_run's finance cells, and the same plus failed cells."""
     from evaluator.store import Store
 
-    src = Store(small_run.store_path)
+    src = Store(small_store)
     dst = Store(tmp_path / "failed.sqlite")
     good = [c for c in small_run.cells if c.suite == "finance" and c.status == "ok"]
     ids = []
@@ -282,10 +282,10 @@ def test_run_page_table_upload_with_mapping(app, home):
 
 
 # ---------------------------------------------------------------------------------- app: finished
-def test_frontier_page_shows_chart_and_recommendation(app, small_run):
+def test_frontier_page_shows_chart_and_recommendation(app, small_run, small_store):
     from evaluator.pareto import recommend
 
-    at = app(small_run.store_path, page="frontier")
+    at = app(small_store, page="frontier")
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 1
     suite = at.selectbox(key=f"suite_{small_run.run_id}").value
@@ -302,17 +302,17 @@ def test_frontier_page_shows_chart_and_recommendation(app, small_run):
     assert any(rec20.text in s.value for s in at.success)
 
 
-def test_frontier_permalink_reopens_suite(app, small_run):
-    at = app(small_run.store_path, page="frontier", run=small_run.run_id, suite="health")
+def test_frontier_permalink_reopens_suite(app, small_run, small_store):
+    at = app(small_store, page="frontier", run=small_run.run_id, suite="health")
     assert_clean(at)
     assert at.selectbox(key=f"suite_{small_run.run_id}").value == "health"
     assert "/frontier?run=" in texts(at) and "suite=health" in texts(at)
 
 
-def test_frontier_tolerance_is_in_the_permalink(app, small_run):
+def test_frontier_tolerance_is_in_the_permalink(app, small_run, small_store):
     from evaluator.pareto import recommend
 
-    at = app(small_run.store_path, page="frontier", run=small_run.run_id, suite="finance", tol="7.5")
+    at = app(small_store, page="frontier", run=small_run.run_id, suite="finance", tol="7.5")
     assert_clean(at)
     assert at.slider(key="tolerance").value == 7.5
     assert any(recommend(small_run.frontiers["finance"], 7.5).text in s.value for s in at.success)
@@ -321,21 +321,21 @@ def test_frontier_tolerance_is_in_the_permalink(app, small_run):
     assert at.query_params.get("tol") == "12" and "tol=12" in texts(at)
     at.slider(key="tolerance").set_value(2.0).run()  # the run's own tolerance: the link stays short
     assert "tol" not in at.query_params
-    bad = app(small_run.store_path, page="frontier", run=small_run.run_id, tol="lots")
+    bad = app(small_store, page="frontier", run=small_run.run_id, tol="lots")
     assert_clean(bad)
     assert any("Tolerance 'lots' from the link" in w.value for w in bad.warning)
     assert bad.slider(key="tolerance").value == 2.0
 
 
-def test_items_page_disagreements_and_mcnemar(app, small_run):
+def test_items_page_disagreements_and_mcnemar(app, small_run, small_store):
     from evaluator.stats import mcnemar
     from evaluator.store import Store
 
     a, b = "minilm-l6:fp32", "smollm2-135m:fp32"
-    at = app(small_run.store_path, page="items", run=small_run.run_id, suite="finance", task="headline-sentiment",
+    at = app(small_store, page="items", run=small_run.run_id, suite="finance", task="headline-sentiment",
              a=a, b=b)
     assert_clean(at)
-    st_ = Store(small_run.store_path)
+    st_ = Store(small_store)
     ia = st_.items(small_run.run_id, "finance", "headline-sentiment", "minilm-l6", "fp32")
     ib = st_.items(small_run.run_id, "finance", "headline-sentiment", "smollm2-135m", "fp32")
     p = mcnemar([i.correct for i in ia], [i.correct for i in ib])["p_value"]
@@ -350,8 +350,8 @@ def test_items_page_disagreements_and_mcnemar(app, small_run):
         assert df["text"].str.len().min() > 0  # item text found in the suite files
 
 
-def test_runs_page_lists_and_opens(app, small_run):
-    at = app(small_run.store_path, page="runs")
+def test_runs_page_lists_and_opens(app, small_run, small_store):
+    at = app(small_store, page="runs")
     assert_clean(at)
     assert small_run.run_id in set(at.dataframe[0].value["run"])
     assert at.query_params.get("run") == small_run.run_id
@@ -447,8 +447,8 @@ def test_runs_compare_and_delete(app, failed_store):
     assert any(f"Deleted run {rb}" in s.value for s in at.success)
 
 
-def test_unknown_run_in_link_is_a_warning(app, small_run):
-    at = app(small_run.store_path, page="frontier", run="no-such-run")
+def test_unknown_run_in_link_is_a_warning(app, small_run, small_store):
+    at = app(small_store, page="frontier", run="no-such-run")
     assert_clean(at)
     assert any("not in this store" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) == 1

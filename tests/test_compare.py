@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from evaluator.compare import compare, diff_cells, two_proportion_p
+from evaluator.pareto import mark_cells as _mark_cells
 from evaluator.pareto import suite_points
-from evaluator.records import CellResult, ItemRecord
-from evaluator.runner import RunResult, _mark_cells, load_result
+from evaluator.records import CellResult, ItemRecord, RunResult
+from evaluator.runner import load_result
 from evaluator.store import Store
 
 

@@ -1,8 +1,9 @@
 """Bad input, generated: every malformed input ends in a clear error naming the file, the line and the field.
 
 Property-based (hypothesis). Families: suite.yaml, JSONL and CSV item files, table uploads (read_table +
-suite_from_table), models.yaml, run configs (eval.yaml and flags), zipped suites, plus YAML-level damage
-shared by all three YAML files (object-constructing tags, deep nesting, alias bombs, bad encodings, NUL
+suite_from_table), models.yaml, run configs (eval.yaml and flags), zipped suites, results.json (read back by
+`frugal report` and `frugal compare`, hand-edited or damaged), plus YAML-level damage shared by all three
+YAML files (object-constructing tags, deep nesting, alias bombs, bad encodings, NUL
 bytes, empty files, garbage). For each case the library raises ValidationError (UploadError, a subclass, for
 uploads) whose attributes and message name the file, the line (where a line makes sense) and the field;
 through the CLI (in-process `main(argv)`, and a few real subprocesses) the exit code is 2, stderr holds no
@@ -988,6 +989,12 @@ SUBPROCESS_CASES = [  # (id, files to write, argv after the program, text stderr
     ("deep-config", {"eval.yaml": "limit: " + "[" * 100_000 + "]" * 100_000 + "\n"},
      ["run", "--config", "{d}/eval.yaml"], "nested deeper"),
     ("bad-flag", {}, ["run", "--suite", "finance", "--limit", "0"], "field 'limit'"),
+    ("hand-edited-results-report", {"r.json": '{"schema": "frugal.results", "schema_version": 2, "cells": [{"suite": '
+                                              '"s", "task": "t", "model": "m", "variant": "v", "status": "ok", '
+                                              '"accuracy": "high"}]}'},
+     ["report", "{d}/r.json", "--out", "{d}/r.html"], "field 'cells[0].accuracy'"),
+    ("truncated-results-compare", {"r.json": '{"schema": "frugal.results", "cells": [{"suite": "s", "ta'},
+     ["compare", "{d}/r.json", "{d}/r.json"], "not a results.json"),
 ]
 
 
@@ -1324,5 +1331,111 @@ def test_zip_upload_fuzz_never_escapes_or_crashes(bud, tmp_path, fuzz_count):
                      if k not in ("inner", "inner/uploads") and not k.startswith("inner/uploads/")}
             assert after == before, "something was written outside the destination folder"
             assert [p.name for p in tmp_path.iterdir()] == [box.name], "something was written beside the sandbox"
+
+    check()
+
+
+# ------------------------------------------------------------------------------------- results.json
+def _results_doc() -> dict:
+    """A valid results.json document, written by the real writer from real records (no model)."""
+    from _synthetic import two_models
+
+    from evaluator.report import results_dict
+
+    return json.loads(json.dumps(results_dict(two_models()), default=str))
+
+
+RESULTS_FIELDS = ["suite", "task", "model", "variant", "status", "error", "n_items", "n_correct", "accuracy",
+                  "accuracy_ci_low", "accuracy_ci_high", "metrics", "energy_j", "energy_j_per_1k", "energy_method",
+                  "is_estimate", "energy_components_j", "duration_s", "repeats", "params", "size_mb", "reused",
+                  "on_frontier", "variant_params", "items"]
+JSON_VALUE = st.recursive(st.one_of(st.none(), st.booleans(), SMALL_INTS, st.floats(allow_nan=True), TEXT),
+                          lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(TEXT, kids, max_size=3)),
+                          max_leaves=6)
+
+
+@st.composite
+def results_case(draw: st.DrawFn) -> bytes:
+    """A results.json damaged the way hand edits, truncation and other tools damage one."""
+    doc = _results_doc()
+    kind = draw(st.sampled_from(["cell_field", "cell_drop", "top_field", "items", "cells", "truncate", "garbage",
+                                 "not_object", "duplicate"]))
+    if kind == "cell_field":
+        doc["cells"][draw(st.integers(0, len(doc["cells"]) - 1))][draw(st.sampled_from(RESULTS_FIELDS))] = \
+            draw(JSON_VALUE)
+    elif kind == "cell_drop":
+        doc["cells"][draw(st.integers(0, len(doc["cells"]) - 1))].pop(
+            draw(st.sampled_from(["suite", "task", "model", "variant", "status", "accuracy", "energy_j"])), None)
+    elif kind == "top_field":
+        doc[draw(st.sampled_from(["schema", "schema_version", "run_id", "status", "environment", "meter", "cells",
+                                  "frontiers", "units"]))] = draw(JSON_VALUE)
+    elif kind == "items":
+        c = doc["cells"][0]
+        c["items"] = draw(st.one_of(JSON_VALUE, st.fixed_dictionaries(
+            {k: st.lists(st.one_of(SMALL_INTS, TEXT, st.none()), max_size=4) for k in ("id", "gold", "pred")})))
+    elif kind == "cells":
+        doc["cells"] = draw(st.lists(JSON_VALUE, max_size=3))
+    elif kind == "duplicate":
+        doc["cells"].append(dict(doc["cells"][0]))
+    elif kind == "not_object":
+        return json.dumps(draw(st.one_of(st.lists(JSON_VALUE, max_size=2), TEXT, SMALL_INTS))).encode()
+    data = json.dumps(doc).encode()
+    if kind == "truncate":
+        return data[:draw(st.integers(0, len(data) - 1))]
+    if kind == "garbage":
+        return draw(st.one_of(st.binary(max_size=64), st.just(b"\xff\xfe" + data[:50]), st.just(data + b"}x")))
+    return data
+
+
+def _check_results_readable_or_refused(path: Path) -> None:
+    """read_results_json returns a result that every writer can render, or raises ValidationError naming the file."""
+    from evaluator.report import read_results_json, results_dict
+    from evaluator.report.writers import render_summary_md
+
+    try:
+        res = read_results_json(path)
+    except ValidationError as exc:
+        assert exc.file == str(path) and str(path) in str(exc) and "Traceback" not in str(exc)
+        if exc.field:
+            assert f"field '{exc.field}'" in str(exc)
+        return
+    except Exception as exc:  # noqa: BLE001 - anything else is the bug this family looks for
+        raise AssertionError(f"{type(exc).__name__} escaped read_results_json: {exc}") from exc
+    results_dict(res)
+    render_summary_md(res)
+
+
+@budget(120)
+def test_results_json_is_read_back_or_refused_naming_file_and_field(bud, tmp_path, fuzz_count):
+    @fuzz(bud, data=results_case())
+    def check(data):
+        fuzz_count()
+        with sandbox(tmp_path) as d:
+            (d / "results.json").write_bytes(data)
+            _check_results_readable_or_refused(d / "results.json")
+
+    check()
+
+
+@budget(30)
+def test_cli_report_and_compare_on_a_damaged_results_json_exit_0_or_2(bud, tmp_path, fuzz_count, capsys):
+    """`frugal report` / `frugal compare` on a damaged results.json: exit 0 or 2, never a traceback."""
+    from _synthetic import results_json, two_models
+
+    good = results_json(tmp_path / "good.json", two_models())
+
+    @fuzz(bud, data=results_case(), command=st.sampled_from(["report", "compare"]))
+    def check(data, command):
+        fuzz_count()
+        with sandbox(tmp_path) as d:
+            bad = d / "results.json"
+            bad.write_bytes(data)
+            argv = (["report", str(bad), "--out", str(d / "r.html")] if command == "report" else
+                    ["compare", str(good), str(bad)])
+            code, _out, err = cli(argv, capsys)
+            assert code in (0, 2), (code, err)
+            assert "Traceback" not in err and "internal error" not in err, err
+            if code == 2:
+                assert str(bad) in err, err
 
     check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,9 +11,9 @@ import pytest
 from evaluator.config import Gates
 from evaluator.errors import FrugalError
 from evaluator.gates import check_gates, parse_ref
+from evaluator.pareto import mark_cells as _mark_cells
 from evaluator.pareto import suite_points
-from evaluator.records import CellResult
-from evaluator.runner import RunResult, _mark_cells
+from evaluator.records import CellResult, RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,3 +157,141 @@ def test_cli_bad_config_exit_2(tmp_path, capsys):
     assert main(["run", "--config", str(bad)]) == 2
     assert "unknown gate" in capsys.readouterr().err
     assert main(["run", "--suite", "finance", "--max-accuracy-drop", "2"]) == 2  # no baseline
+
+
+# ------------------------------------------------------------------ edges (each kills a mutant; docs/testing.md)
+def bare(cells: list[CellResult], frontiers: dict | None = None) -> SimpleNamespace:
+    """A result as a results.json gives it: cells, and frontiers when the file had them."""
+    return SimpleNamespace(cells=tuple(cells), frontiers=frontiers or {})
+
+
+def test_eps_absorbs_float_noise_at_every_limit():
+    """A value within 1e-9 of a limit is at the limit: it passes (the comparisons are strict)."""
+    base, cand = cell("s", "t", "B", "fp32", 0.75, 10.0), cell("s", "t", "C", "fp32", 0.50, 500.0)
+    run = bare([base, cand])
+    assert check_gates(run, Gates(max_accuracy_drop=25.0 - 1e-9, baseline="B:fp32")) == []  # drop 25.0
+    assert check_gates(run, Gates(min_accuracy=0.5 + 1e-9)) == []
+    assert check_gates(bare([cell("s", "t", "B", "fp32", 0.75, 10.0)]), Gates(min_accuracy=0.750000001)) == []
+    assert check_gates(run, Gates(max_energy_per_1k=500.0 - 1e-9)) == []
+
+
+def test_a_baseline_without_a_drop_limit_checks_nothing(run):
+    assert check_gates(run, Gates(baseline="A:fp32")) == []
+
+
+def test_missing_points_are_explained_gate_by_gate():
+    long_error = "x" * 170 + "\nsecond line"
+    cells = [cell("s", t, "A", "fp32", 0.8, 100.0) for t in ("t1", "t2", "t3")]
+    cells += [cell("s", "t1", "X", "int8", 0.8, 10.0),  # t2 failed without a reason, t3 not run
+              CellResult("s", "t2", "X", "int8", "failed")]
+    cells += [cell("s", "t1", "Y", "int8", 0.7, 10.0), cell("s", "t2", "Y", "int8", 0.7, 10.0),
+              CellResult("s", "t3", "Y", "int8", "ok", n_items=10, accuracy=0.7)]  # no energy recorded
+    cells += [cell("s", "t1", "Z", "fp32", 0.8, 10.0), cell("s", "t2", "Z", "fp32", 0.8, 10.0),
+              CellResult("s", "t3", "Z", "fp32", "failed", error=long_error)]
+    x = "X:int8 has no suite point because a task did not finish (t2: failed (no reason recorded); t3: not run)"
+    y = "Y:int8 has no suite point because a task did not finish (t3: no accuracy or energy recorded)"
+    z = f"Z:fp32 has no suite point because a task did not finish (t3: failed ({'x' * 160}))"
+    gates = Gates(max_accuracy_drop=50, baseline="A:fp32", min_accuracy=0.1, max_energy_per_1k=1e6,
+                  require_on_frontier=("X:int8", "Z:fp32"))
+    assert check_gates(bare(cells), gates) == [
+        f"max_accuracy_drop: suite s, {x}, so its accuracy drop cannot be checked",
+        f"max_accuracy_drop: suite s, {y}, so its accuracy drop cannot be checked",
+        f"max_accuracy_drop: suite s, {z}, so its accuracy drop cannot be checked",
+        f"min_accuracy: suite s, {x}, so its accuracy cannot be checked",
+        f"max_energy_per_1k: suite s, {x}, so its energy cannot be checked",
+        f"min_accuracy: suite s, {y}, so its accuracy cannot be checked",
+        f"max_energy_per_1k: suite s, {y}, so its energy cannot be checked",
+        f"min_accuracy: suite s, {z}, so its accuracy cannot be checked",
+        f"max_energy_per_1k: suite s, {z}, so its energy cannot be checked",
+        f"require_on_frontier: suite s, {x}, so its frontier place cannot be checked",
+        f"require_on_frontier: suite s, {z}, so its frontier place cannot be checked",
+    ]
+    no_base = check_gates(bare(cells), Gates(max_accuracy_drop=50, baseline="X:int8"))
+    assert no_base == [f"max_accuracy_drop: suite s, {x}, so the accuracy drop against this baseline cannot be checked"]
+
+
+def test_a_point_missing_from_recorded_frontiers_is_incomplete():
+    cells = [cell("s", "t", "A", "fp32", 0.8, 10.0), cell("s", "t", "B", "fp32", 0.8, 10.0)]
+    fronts = {"s": [p for p in suite_points(cells)["s"] if p.model == "A"]}
+    assert check_gates(bare(cells, fronts), Gates(min_accuracy=0.5)) == [
+        "min_accuracy: suite s, B:fp32 has no suite point because a task did not finish (incomplete), so its "
+        "accuracy cannot be checked"]
+
+
+def test_gates_use_the_runs_recorded_frontiers():
+    cells = [cell("s", "t", "A", "fp32", 0.8, 10.0)]
+    (p,) = suite_points(cells)["s"]
+    recorded = {"s": [replace(p, accuracy=0.5)]}  # what the run itself wrote is what the gates judge
+    assert check_gates(bare(cells, recorded), Gates(min_accuracy=0.6)) == [
+        "min_accuracy: suite s, A:fp32 accuracy 50.0% is below the minimum 60.0% (missed by 10.0 pts)"]
+    assert check_gates(bare(cells), Gates(min_accuracy=0.6)) == []
+
+
+def test_a_suite_whose_every_cell_failed_fails_each_gate_with_its_reason():
+    cells = [cell("ok", "t", "A", "fp32", 0.8, 10.0), CellResult("bad", "t", "A", "fp32", "failed", error="oom")]
+    assert check_gates(bare(cells), Gates(min_accuracy=0.5)) == [
+        "min_accuracy: suite bad, A:fp32 has no suite point because a task did not finish (t: failed (oom)), so its "
+        "accuracy cannot be checked"]
+
+
+def test_pairs_are_per_suite():
+    cells = [cell("s1", "t", "A", "fp32", 0.8, 10.0), cell("s2", "t", "A", "fp32", 0.8, 10.0),
+             cell("s2", "t", "B", "fp32", 0.3, 1.0)]  # cheaper: on the frontier of s2
+    assert check_gates(bare(cells), Gates(min_accuracy=0.5)) == [
+        "min_accuracy: suite s2, B:fp32 accuracy 30.0% is below the minimum 50.0% (missed by 20.0 pts)"]
+    assert check_gates(bare(cells), Gates(require_on_frontier=("B:fp32", "A:fp32"))) == [
+        "require_on_frontier: suite s1 has no cells for B:fp32"]
+    assert check_gates(bare(cells), Gates(max_accuracy_drop=1, baseline="B:fp32")) == [
+        "max_accuracy_drop: suite s1 has no cells for the baseline B:fp32"]
+
+
+def test_measured_energy_says_measured():
+    c = replace(cell("s", "t", "A", "fp32", 0.8, 600.0), energy_method="nvml", is_estimate=False)
+    assert check_gates(bare([c]), Gates(max_energy_per_1k=500)) == [
+        "max_energy_per_1k: suite s, A:fp32 uses 600 J per 1,000 items (measured: nvml), above the maximum 500 J "
+        "(missed by 100 J, 20%)"]
+
+
+def test_off_frontier_message_names_every_dominator():
+    cells = [cell("s", "t", "A", "fp32", 0.90, 100.0), cell("s", "t", "B", "fp32", 0.80, 0.5),
+             cell("s", "t", "P", "fp32", 0.50, 200.0, n=10000)]
+    assert check_gates(bare(cells), Gates(require_on_frontier=("P:fp32",))) == [
+        "require_on_frontier: suite s, P:fp32 (50.0%, 200 J/1k) is not on the Pareto frontier; dominated by A:fp32 "
+        "(90.0%, 100 J/1k), B:fp32 (80.0%, 0.5 J/1k); it is 40.0 pts less accurate and uses 4e+02x the energy of "
+        "the cheapest"]
+    same_acc = [cell("s", "t", "A", "fp32", 0.5, 0.0), cell("s", "t", "P", "fp32", 0.5, 200.0)]
+    assert check_gates(bare(same_acc), Gates(require_on_frontier=("P:fp32",))) == [
+        "require_on_frontier: suite s, P:fp32 (50.0%, 200 J/1k) is not on the Pareto frontier (statistically "
+        "indistinguishable from the frontier); dominated by A:fp32 (50.0%, 0 J/1k); it is 0.0 pts less accurate"]
+
+
+def test_off_frontier_in_recorded_frontiers_without_a_dominator():
+    cells = [cell("s", "t", "A", "fp32", 0.8, 10.0), cell("s", "t", "B", "fp32", 0.7, 5.0)]
+    fronts = {"s": [replace(p, on_frontier=False) if p.model == "A" else p for p in suite_points(cells)["s"]]}
+    assert check_gates(bare(cells, fronts), Gates(require_on_frontier=("A:fp32",))) == [
+        "require_on_frontier: suite s, A:fp32 (80.0%, 10 J/1k) is not on the Pareto frontier; dominated by ?"]
+
+
+def test_configuration_errors_say_what_to_write(run):
+    with pytest.raises(FrugalError, match=r"^max_accuracy_drop is in points and must be >= 0 \(got -1\)$"):
+        check_gates(run, Gates(max_accuracy_drop=-1, baseline="A:fp32"))
+    with pytest.raises(FrugalError, match=r"^max_accuracy_drop needs a baseline MODEL:VARIANT \(--baseline\)$"):
+        check_gates(run, Gates(max_accuracy_drop=1))
+    with pytest.raises(FrugalError, match=r"^min_accuracy is a fraction between 0 and 1 \(got 70; for 70 % write "
+                                          r"0\.7\)$"):
+        check_gates(run, Gates(min_accuracy=70))
+    with pytest.raises(FrugalError, match=r"^max_energy_per_1k is in joules per 1,000 items and must be > 0 "
+                                          r"\(got -2\)$"):
+        check_gates(run, Gates(max_energy_per_1k=-2))
+    assert check_gates(run, Gates(max_energy_per_1k=0.5)) != []  # below 1 J is a valid (strict) cap
+    with pytest.raises(FrugalError, match=r"\(model:variant pairs in the run: A:fp32, A:int8, B:fp32, C:fp32\)"):
+        check_gates(run, Gates(require_on_frontier=("Z:fp32",)))
+    with pytest.raises(FrugalError, match=r"\(model:variant pairs in the run: none\)"):
+        check_gates(bare([]), Gates(require_on_frontier=("Z:fp32",)))
+
+
+def test_parse_ref_splits_at_the_last_colon():
+    assert parse_ref("hf:org/model:fp32") == ("hf:org/model", "fp32")
+    for bad in ("A:", ":fp32", "A", ""):
+        with pytest.raises(FrugalError, match="must be MODEL:VARIANT"):
+            parse_ref(bad)

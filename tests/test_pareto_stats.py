@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -71,3 +72,104 @@ def test_wilson_and_mean_ci_and_mcnemar():
     assert r["b_only"] == 10 and r["a_only"] == 0 and r["p_value"] == pytest.approx(2 / 1024)
     with pytest.raises(ValueError):
         mcnemar([True], [True, False])
+
+
+# ------------------------------------------------------------------ edges (each kills a mutant; docs/testing.md)
+def _pt(model, acc, energy, lo=None, hi=None, est=True, n=100, suite="s"):
+    from evaluator.records import SuitePoint
+
+    return SuitePoint(suite, model, "fp32", acc, acc if lo is None else lo, acc if hi is None else hi, energy,
+                      "estimate" if est else "nvml", est, n, 1)
+
+
+def test_frontier_refuses_lists_of_different_lengths():
+    with pytest.raises(ValueError):
+        frontier_indices([1.0, 2.0], [0.5])
+
+
+def test_energy_grades_off_origin_and_without_energy():
+    assert energy_grades([10, 100, 1000]) == ["A", "C", "E"]  # log scale from the lowest, not from 1
+    assert energy_grades([0, 10, None, 1000, -5]) == ["", "A", "", "E", ""]  # no energy, no grade; never stops
+    assert energy_grades([0, None]) == ["", ""]
+    assert energy_grades([]) == []
+
+
+def test_mark_frontier_sets_grades_and_compares_only_with_dominators():
+    from evaluator.pareto import mark_frontier
+
+    cheap = _pt("cheap", 0.80, 10.0, 0.75, 0.85)
+    costly = _pt("costly", 0.99, 1000.0, 0.985, 0.995)  # on the frontier but does not dominate p
+    p = _pt("p", 0.79, 100.0, 0.74, 0.84)
+    out = {q.model: q for q in mark_frontier([cheap, costly, p])}
+    assert [out[m].grade for m in ("cheap", "p", "costly")] == ["A", "C", "E"]
+    assert out["cheap"].on_frontier and out["costly"].on_frontier and not out["p"].on_frontier
+    assert out["p"].indistinguishable  # overlaps cheap, its only dominator (costly's interval is far above)
+    assert not out["cheap"].indistinguishable  # a frontier point is never "indistinguishable"
+    assert mark_frontier([]) == []
+
+
+def test_touching_intervals_are_indistinguishable():
+    from evaluator.pareto import mark_frontier
+
+    top = _pt("top", 1.0, 10.0, 1.0, 1.0)
+    p = _pt("p", 0.99, 20.0, 0.9, 1.0)
+    assert mark_frontier([top, p])[1].indistinguishable  # 1.0 >= 1.0
+
+
+def test_recommend_edges():
+    one = recommend([_pt("only", 0.8, 10.0)])
+    assert one.text == "only fp32 is the only point." and one.choice is one.best and one.suite == "s"
+    assert recommend([]) is None
+    # same accuracy: the cheaper is the best and the choice
+    same = recommend([_pt("pricey", 0.8, 100.0, est=False), _pt("cheap", 0.8, 10.0, est=False)])
+    assert same.best.model == same.choice.model == "cheap"
+    assert same.text == "cheap fp32 is both the most accurate (80.0%) and the lowest-energy choice within 2 points."
+    # same energy within the tolerance: the more accurate is chosen
+    tie = recommend([_pt("a", 0.80, 10.0), _pt("b", 0.79, 10.0), _pt("c", 0.70, 100.0)])
+    assert tie.choice.model == "a" and tie.text.endswith("within 2 points (estimated energy).")
+
+
+def test_recommend_tolerance_boundary_and_figures():
+    pts = [_pt("best", 0.75, 100.0, est=False), _pt("cand", 0.50, 0.5, est=False)]
+    rec = recommend(pts, tolerance_pts=25.0)  # exactly 25 points below: within
+    assert rec.choice.model == "cand" and rec.accuracy_drop_pts == 25.0 and rec.tolerance_pts == 25.0
+    assert rec.energy_ratio == 200.0 and rec.suite == "s"
+    assert rec.text == "cand fp32 is within 25.0 points of the best (best fp32, 75.0%) and uses 200.0x less energy."
+    assert recommend(pts, tolerance_pts=25.0 - 1e-9).choice.model == "cand"  # 1e-9 absorbs float noise
+    assert recommend(pts, tolerance_pts=24.99).choice.model == "best"
+    assert recommend([_pt("best", 0.80, 100.0), _pt("cand", 0.775, 1.0)]).choice.model == "best"  # default 2 pts
+    assert recommend([_pt("best", 0.80, 100.0), _pt("cand", 0.785, 1.0)]).choice.model == "cand"
+    free = recommend([_pt("best", 0.8, 100.0), _pt("free", 0.8, 0.0)])
+    assert free.energy_ratio == float("inf") and free.choice.model == "free"
+
+
+@pytest.mark.parametrize(("est_best", "est_choice", "said"), [(True, False, True), (False, True, True),
+                                                              (False, False, False), (True, True, True)])
+def test_recommend_says_when_energy_is_estimated(est_best, est_choice, said):
+    rec = recommend([_pt("best", 0.80, 100.0, est=est_best), _pt("cand", 0.79, 10.0, est=est_choice)])
+    assert rec.text.endswith(" (estimated energy).") is said and rec.text.endswith("less energy.") is not said
+    assert "XX" not in rec.text
+
+
+def test_suite_points_keep_going_after_an_incomplete_point():
+    cells = [_cell("s", "a", "a-first", "fp32", 0.9, 10.0), _cell("s", "b", "a-first", "fp32", 0.0, 0, status="failed"),
+             _cell("s", "a", "b-second", "fp32", 0.8, 10.0), _cell("s", "b", "b-second", "fp32", 0.7, 10.0)]
+    pts = suite_points(cells)["s"]
+    assert [(p.suite, p.model) for p in pts] == [("s", "b-second")]
+
+
+def test_suite_points_methods_clamp_and_mean_valued_scores():
+    cells = [_cell("s", "a", "m", "fp32", 0.95, 10.0, n=10), _cell("s", "b", "m", "fp32", 0.95, 10.0, n=10)]
+    cells[1] = replace(cells[1], energy_method="rapl", is_estimate=False)
+    (p,) = suite_points(cells)["s"]
+    assert p.energy_method == "estimate+rapl" and p.is_estimate and p.accuracy_ci_high == 1.0
+    # a mean-valued score (token F1) on one item: its variance counts with n = 1
+    f1 = [_cell("s", "a", "m", "fp32", 0.5, 10.0, n=1), _cell("s", "b", "m", "fp32", 0.5, 10.0, n=1000)]
+    (q,) = suite_points(f1)["s"]
+    half = 1.959964 * math.sqrt((0.25 / 1 + 0.25 / 1000) / 4)
+    assert (q.accuracy_ci_low, q.accuracy_ci_high) == pytest.approx((0.5 - half, 0.5 + half))
+
+
+def test_suite_points_without_items_have_no_energy_per_1k():
+    (p,) = suite_points([_cell("s", "a", "m", "fp32", 0.5, 10.0, n=0)])["s"]
+    assert math.isnan(p.energy_j_per_1k) and p.n_items == 0

@@ -576,7 +576,7 @@ def test_out_of_memory_and_non_finite_reasons_are_named():
     """Real allocation failures (no limit needed: a petabyte never fits) are described as out of memory."""
     import torch
 
-    from evaluator.runner import _describe
+    from evaluator.failures import describe as _describe
     from evaluator.scoring import NonFiniteOutputs, check_finite
 
     with pytest.raises(RuntimeError) as torch_oom:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from evaluator.errors import FrugalError
+from evaluator.pareto import mark_cells as _mark_cells
 from evaluator.pareto import mark_frontier, suite_points
-from evaluator.records import CellResult, SuitePoint
+from evaluator.records import CellResult, RunResult, SuitePoint
 from evaluator.report.badge import (
     PNG_SCALE,
     badge_filename,
@@ -38,7 +39,6 @@ from evaluator.report.writers import (
     write_report_html,
     write_reports,
 )
-from evaluator.runner import RunResult, _mark_cells
 from evaluator.stats import wilson_interval
 
 CHROMIUM = "/usr/bin/chromium"
@@ -339,3 +339,37 @@ def test_cli_report_exit_codes(small_run, tmp_path, capsys):
     assert main(["report", "no-such-run", "--store", str(tmp_path / "empty.sqlite"), "--out",
                  str(tmp_path / "z.html")]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ results.json schema version
+def _written(crafted, tmp_path, **changes) -> Path:
+    import json
+
+    from evaluator.report import results_dict
+
+    doc = {**results_dict(crafted), **changes}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc, default=str))
+    return path
+
+
+def test_results_json_of_this_schema_version_reads_back(crafted, tmp_path):
+    from evaluator.records import SCHEMA_VERSION
+    from evaluator.report import read_results_json
+
+    back = read_results_json(_written(crafted, tmp_path, schema_version=SCHEMA_VERSION))
+    assert [c.accuracy for c in back.cells] == [c.accuracy for c in crafted.cells]
+
+
+@pytest.mark.parametrize(("version", "why"), [("newer", "is newer than this Frugal understands"),
+                                             ("2", "must be an integer"), (True, "must be an integer"),
+                                             (1.5, "must be an integer")])
+def test_results_json_of_another_schema_version_is_refused(crafted, tmp_path, version, why):
+    from evaluator.errors import ValidationError
+    from evaluator.records import SCHEMA_VERSION
+    from evaluator.report import read_results_json
+
+    path = _written(crafted, tmp_path, schema_version=SCHEMA_VERSION + 1 if version == "newer" else version)
+    with pytest.raises(ValidationError) as err:
+        read_results_json(path)
+    assert why in str(err.value) and err.value.field == "schema_version" and err.value.file == str(path)

@@ -1,4 +1,5 @@
-"""The spine end to end on real models: results schema, energy provenance, frontier, reuse, failures."""
+"""The spine end to end on real models: results schema, energy provenance, frontier, reuse (failure paths run on
+the fake backend here and in test_seams.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ REQUIRED = ("suite", "task", "model", "variant", "status", "n_items", "accuracy"
 def test_small_run_results_json_schema(small_run):
     out = Path(small_run.store_path).parent / "out"
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema"] == "frugal.results" and doc["schema_version"] == 1 and doc["run_id"] == small_run.run_id
+    assert doc["schema"] == "frugal.results" and doc["schema_version"] == 2 and doc["run_id"] == small_run.run_id
     env = doc["environment"]
     for k in ("cpu_model", "cpu_count", "gpu", "torch", "transformers", "threads"):
         assert k in env
@@ -65,22 +66,18 @@ def test_same_run_again_reuses_every_cell(small_run, capsys):
     assert len(items) == 6  # reused cells share the original's per-item predictions
 
 
-def test_failed_cell_beside_good_ones(tmp_path, pulled, capsys):
-    reg = (ROOT / "models.yaml").read_text()
-    broken = reg.replace("models:\n", "models:\n  - name: broken\n    kind: causal-lm\n    path: " + str(tmp_path)
-                         + "\n    hub: nobody/nothing\n", 1)
-    mf = tmp_path / "models.yaml"
-    mf.write_text(broken)
-    code = main(["run", "--suite", "finance", "--model", "broken", "--model", "minilm-l6", "--variant", "fp32",
-                 "--limit", "4", "--repeats", "1", "--models-file", str(mf), "--store", str(tmp_path / "s.sqlite"),
-                 "--out", str(tmp_path / "out")])
+def test_failed_cell_beside_good_ones(tmp_path, fakes, capsys):
+    code = main(["run", "--suite", "finance", "--model", "fake-broken", "--model", "fake-lm", "--variant", "fake",
+                 "--limit", "4", "--repeats", "1", "--meter", "estimate", "--models-file", str(fakes),
+                 "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out")])
     assert code == 1
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     by = {(c["model"], c["task"]): c for c in doc["cells"]}
-    assert by[("broken", "numeracy")]["status"] == "failed" and "load failed" in by[("broken", "numeracy")]["error"]
-    assert by[("minilm-l6", "numeracy")]["status"] == "ok"
+    broken = by[("fake-broken", "numeracy")]
+    assert broken["status"] == "failed" and "load failed" in broken["error"]
+    assert by[("fake-lm", "numeracy")]["status"] == "ok"
     err = capsys.readouterr().err
-    assert "4 cell(s) failed" not in err and "2 cell(s) failed:" in err and "broken" in err
+    assert "4 cell(s) failed" not in err and "2 cell(s) failed:" in err and "fake-broken" in err
     assert doc["status"] == "finished-with-failures"
 
 

@@ -164,3 +164,13 @@ def test_not_utf8_names_line(tmp_path):
     with pytest.raises(ValidationError) as ei:
         load_suite(str(tmp_path))
     assert ei.value.line == 2 and "UTF-8" in str(ei.value)
+
+
+def test_csv_with_an_unclosed_quote_names_the_line_where_it_opens(tmp_path):
+    (tmp_path / "suite.yaml").write_text(
+        "name: s\ndescription: d\ntasks:\n  - name: t\n    type: classification\n    prompt: '{text}'\n"
+        "    labels: [pos, neg]\n    data: {path: d.csv}\n")
+    (tmp_path / "d.csv").write_text('id,text,label\n1,fine,pos\n2,"never closed,neg\n3,other,pos\n')
+    with pytest.raises(ValidationError) as exc:
+        load_suite(str(tmp_path))
+    assert exc.value.line == 3 and "closing quote" in str(exc.value) and "d.csv" in str(exc.value)

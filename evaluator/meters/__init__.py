@@ -23,6 +23,29 @@ METERS: dict[str, tuple[str, str]] = {
 }
 
 
+#: energy_method -> how a figure of that method is described (axis titles, hovers, badges). A meter's
+#: method is its name; "auto" combines the counters it finds ("nvml+rapl") or falls back to "estimate".
+METHOD_LABELS: dict[str, str] = {
+    "estimate": "estimate: CPU time x W/core",
+    "codecarbon": "estimate: codecarbon",
+    "rapl": "measured: rapl",
+    "nvml": "measured: nvml",
+    "nvml+rapl": "measured: nvml+rapl",
+}
+#: Every energy_method a Measurement may carry ("none": a null measurement).
+METHODS = (*METHOD_LABELS, "none")
+
+
+def method_label(method: str, is_estimate: bool = True) -> str:
+    """How ``method`` is described; an unknown method says whether it is an estimate."""
+    return METHOD_LABELS.get(method, f"{'estimate' if is_estimate else 'measured'}: {method}")
+
+
+def meter_choices() -> str:
+    """'auto | estimate | ...': the registered meter names, for help texts."""
+    return " | ".join(["auto", *(m for m in METERS if m != "auto")])
+
+
 @dataclass(frozen=True)
 class MeterOptions:
     """Settings a meter may use; each meter reads what it needs."""
@@ -51,4 +74,5 @@ def create_meter(name: str, options: MeterOptions | None = None) -> Meter:
     return cls()
 
 
-__all__ = ["METERS", "Measurement", "Meter", "MeterOptions", "create_meter"]
+__all__ = ["METERS", "METHODS", "METHOD_LABELS", "Measurement", "Meter", "MeterOptions", "create_meter",
+           "meter_choices", "method_label"]

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-METHODS = ("nvml", "rapl", "nvml+rapl", "estimate", "codecarbon", "none")
-
 
 @dataclass(frozen=True)
 class Measurement:
@@ -39,6 +37,21 @@ class Measurement:
         if self.energy_j is None or self.duration_s <= 0:
             return None
         return self.energy_j / self.duration_s
+
+
+def counter_measurement(window: str, method: str, components_j: Mapping[str, float], duration_s: float,
+                        cpu_time_s: float, min_window_s: float, details: Mapping[str, Any]) -> Measurement:
+    """The Measurement of a hardware counter (NVML, RAPL): the sum of its components.
+
+    It is marked unstable when the window was shorter than the counter resolves.
+    """
+    short = duration_s < min_window_s
+    return Measurement(
+        window=window, energy_j=sum(components_j.values()), duration_s=duration_s, cpu_time_s=cpu_time_s,
+        energy_method=method, is_estimate=False, components_j=dict(components_j), is_stable=not short,
+        unstable_reason=(f"window {duration_s:.3f} s is shorter than the {min_window_s} s a {method.upper()} "
+                         "reading needs; repeat the work to lengthen it") if short else None,
+        details=details)
 
 
 def process_cpu_time_s() -> float:

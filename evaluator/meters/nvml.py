@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evaluator.errors import FrugalError
-from evaluator.meters.base import Measurement, Meter
+from evaluator.meters.base import Measurement, Meter, counter_measurement
 
 COUNTER, SAMPLING = "counter", "power-sampling"
 
@@ -205,23 +205,11 @@ class NvmlMeter(Meter):
                 components_j[gpu.key] = (end["mj"][gpu.key] - state["mj"][gpu.key]) / 1000.0
             else:
                 components_j[gpu.key] = end["sampled_j"][gpu.key] - state["sampled_j"][gpu.key]
-        short = duration_s < self.min_window_s
-        return Measurement(
-            window=window,
-            energy_j=sum(components_j.values()),
-            duration_s=duration_s,
-            cpu_time_s=cpu_time_s,
-            energy_method="nvml",
-            is_estimate=False,
-            components_j=components_j,
-            is_stable=not short,
-            unstable_reason=(f"window {duration_s:.3f} s is shorter than the {self.min_window_s} s "
-                             "an NVML reading needs; repeat the work to lengthen it")
-            if short else None,
-            details={"modes": {g.key: g.mode for g in self.gpus},
-                     "power_samples": end["samples"] - state["samples"] if self._sampled else 0,
-                     "sample_interval_s": self.sample_interval_s if self._sampled else None},
-        )
+        return counter_measurement(
+            window, "nvml", components_j, duration_s, cpu_time_s, self.min_window_s,
+            {"modes": {g.key: g.mode for g in self.gpus},
+             "power_samples": end["samples"] - state["samples"] if self._sampled else 0,
+             "sample_interval_s": self.sample_interval_s if self._sampled else None})
 
     def context(self) -> dict[str, Any]:
         """GPUs measured, how, and which were visible."""

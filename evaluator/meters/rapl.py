@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.errors import FrugalError
-from evaluator.meters.base import Measurement, Meter
+from evaluator.meters.base import Measurement, Meter, counter_measurement
 
 DEFAULT_ROOT = "/sys/class/powercap"
 ENV_ROOT = "FRUGAL_RAPL_ROOT"
@@ -205,22 +205,10 @@ class RaplMeter(Meter):
         for zone in self.zones:
             components_j[zone.component] = (components_j.get(zone.component, 0.0)
                                             + zones_j[zone.label])
-        short = duration_s < self.min_window_s
-        return Measurement(
-            window=window,
-            energy_j=sum(components_j.values()),
-            duration_s=duration_s,
-            cpu_time_s=cpu_time_s,
-            energy_method="rapl",
-            is_estimate=False,
-            components_j=components_j,
-            is_stable=not short,
-            unstable_reason=(f"window {duration_s:.3f} s is shorter than the {self.min_window_s} s "
-                             "a RAPL reading needs; repeat the work to lengthen it")
-            if short else None,
-            details={"zones_j": zones_j, "zones": [z.label for z in self.zones],
-                     "skipped_zones": list(self.skipped), "wraps": end_wraps - start_wraps},
-        )
+        return counter_measurement(
+            window, "rapl", components_j, duration_s, cpu_time_s, self.min_window_s,
+            {"zones_j": zones_j, "zones": [z.label for z in self.zones], "skipped_zones": list(self.skipped),
+             "wraps": end_wraps - start_wraps})
 
     def context(self) -> dict[str, Any]:
         """Zones read and skipped, and the powercap root."""

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.records import SuitePoint
+from evaluator.safeio import atomic_write
+from evaluator.units import fmt_joules
 
 if TYPE_CHECKING:
-    from evaluator.runner import RunResult
+    from evaluator.records import RunResult
 
 #: Grade colours, A (least energy) green to E (most) red; "" (no grade) grey.
 GRADE_COLOURS: dict[str, str] = {
@@ -119,10 +121,6 @@ def badge_png(label: str, value: str, colour: str, scale: int = PNG_SCALE) -> by
     return buf.getvalue()
 
 
-def _fmt_energy(j: float) -> str:
-    return f"{j:,.0f}" if j >= 100 else f"{j:.3g}"
-
-
 def _point_value(point: SuitePoint) -> str:
     return (point.grade or "?") + (" est." if point.is_estimate else "")
 
@@ -136,7 +134,7 @@ def point_badge_svg(point: SuitePoint) -> str:
     """The energy label of one suite point: ``energy | B`` (``B est.`` when the energy is an estimate)."""
     value = _point_value(point)
     title = (f"{point.model} {point.variant} on {point.suite}: energy grade {point.grade or '?'} "
-             f"({_fmt_energy(point.energy_j_per_1k)} J per 1,000 items, "
+             f"({fmt_joules(point.energy_j_per_1k)} J per 1,000 items, "
              f"{'estimate' if point.is_estimate else 'measured'}: {point.energy_method}; "
              f"A = least energy in this run's suite, E = most)")
     return badge_svg("energy", value, grade_colour(point.grade), title)
@@ -170,9 +168,9 @@ def write_badges(result: RunResult, out_dir: Path) -> list[Path]:
                 name = f"{name[:-4]}-{digest}.svg"
             seen.add(name)
             path = folder / name
-            path.write_text(point_badge_svg(p), encoding="utf-8")
+            atomic_write(path, point_badge_svg(p))
             png = path.with_suffix(".png")
-            png.write_bytes(point_badge_png(p))
+            atomic_write(png, point_badge_png(p))
             paths += [path, png]
     return paths
 

@@ -21,8 +21,10 @@ import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from evaluator.meters import METHOD_LABELS, method_label
 from evaluator.pareto import recommend
 from evaluator.records import SuitePoint
+from evaluator.units import fmt_joules
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -40,14 +42,6 @@ SYMBOLS: tuple[str, ...] = (
 )
 #: Fixed symbols for common variants, so they look the same in every chart.
 KNOWN_SYMBOLS: dict[str, str] = {"fp32": "circle", "bf16": "square", "fp16": "diamond"}
-#: How each energy method is described on the axis.
-METHOD_LABELS: dict[str, str] = {
-    "estimate": "estimate: CPU time x W/core",
-    "codecarbon": "estimate: codecarbon",
-    "rapl": "measured: rapl",
-    "nvml": "measured: nvml",
-    "nvml+rapl": "measured: nvml+rapl",
-}
 FRONTIER_COLOUR = "#444444"
 
 
@@ -123,17 +117,9 @@ def energy_axis_title(points: Sequence[SuitePoint]) -> str:
         return f"{base} (J)"
     if len(methods) == 1:
         m = methods[0]
-        label = METHOD_LABELS.get(m, f"{'estimate' if any(p.is_estimate for p in points) else 'measured'}: {m}")
+        label = method_label(m, any(p.is_estimate for p in points))
         return f"{base} (J, {html.escape(label)})"
     return f"{base} (J, MIXED methods: {html.escape(', '.join(methods))}; not directly comparable)"
-
-
-def _fmt_j(value: float) -> str:
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 1:
-        return f"{value:,.2f}"
-    return f"{value:.3g}"
 
 
 def hover_text(p: SuitePoint) -> str:
@@ -144,7 +130,7 @@ def hover_text(p: SuitePoint) -> str:
     return "<br>".join([
         f"<b>{html.escape(p.model)}</b> [{html.escape(p.variant)}]",
         f"accuracy {p.accuracy:.1%} (95% CI {p.accuracy_ci_low:.1%} to {p.accuracy_ci_high:.1%})",
-        f"energy {_fmt_j(p.energy_j_per_1k)} J per 1,000 items ({kind}: {html.escape(p.energy_method or '?')})",
+        f"energy {fmt_joules(p.energy_j_per_1k)} J per 1,000 items ({kind}: {html.escape(p.energy_method or '?')})",
         f"energy grade {html.escape(p.grade or '-')}",
         f"n = {p.n_items} items over {p.tasks} task(s)",
         status,

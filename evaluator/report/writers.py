@@ -4,7 +4,9 @@ The HTML report inlines plotly.js once and makes no external request (no CDN, no
 remote images). It is built by small functions that return HTML fragments; every user-supplied
 string (suite, task, model and variant names, errors, prompts, meter details) goes through
 :func:`_e` (``html.escape``), and the chart JSON has every ``<`` written as ``\u003c`` so no string
-can close the ``<script>`` element it sits in.
+can close the ``<script>`` element it sits in. The Markdown summary escapes control characters (an ANSI
+sequence in a model name is shown as ``\x1b``, not run by the terminal that prints the CI log). Every
+file is written atomically (evaluator/safeio.py).
 """
 
 from __future__ import annotations
@@ -13,20 +15,24 @@ import html
 import json
 import logging
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.errors import FrugalError
+from evaluator import textsafe
+from evaluator.errors import FrugalError, OutputError
+from evaluator.meters import METHOD_LABELS
 from evaluator.pareto import recommend
 from evaluator.records import CellResult, SuitePoint
 from evaluator.report.badge import grade_colour, point_badge_svg, safe_name, write_badges
-from evaluator.report.plots import METHOD_LABELS, energy_axis_title, frontier_figure
+from evaluator.report.plots import energy_axis_title, frontier_figure
+from evaluator.safeio import atomic_render, atomic_write
+from evaluator.textsafe import term
+from evaluator.units import cell_label, fmt_joules
 
 if TYPE_CHECKING:
-    from evaluator.runner import RunResult
+    from evaluator.records import RunResult
 
 log = logging.getLogger("frugal.report")
 
@@ -61,14 +67,6 @@ def _pct(value: float | None, digits: int = 1) -> str:
 
 def _ci_pct(lo: float | None, hi: float | None) -> str:
     return "\u2013" if lo is None or hi is None else f"{lo * 100:.1f}\u2013{hi * 100:.1f}"
-
-
-def _energy(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "\u2013"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}" if value >= 1 else f"{value:.3g}"
 
 
 def _yes(value: bool | None) -> str:
@@ -200,7 +198,7 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
     for p in sorted(points, key=lambda p: p.energy_j_per_1k):
         status = "frontier" if p.on_frontier else ("indistinguishable" if p.indistinguishable else "dominated")
         rows.append([p.model, p.variant, _pct(p.accuracy), _ci_pct(p.accuracy_ci_low, p.accuracy_ci_high),
-                     _energy(p.energy_j_per_1k), p.energy_method, Html(point_badge_svg(p)), status, p.n_items,
+                     fmt_joules(p.energy_j_per_1k), p.energy_method, Html(point_badge_svg(p)), status, p.n_items,
                      p.tasks])
     table = _table(["Model", "Variant", "Accuracy (%)", "95% CI (%)", "Energy (J / 1,000 items)", "Energy method",
                     "Energy label", "Pareto", "Items (n)", "Tasks"], rows, "points")
@@ -224,12 +222,12 @@ CELL_HEADERS = (
 
 
 def _cell_row(c: CellResult) -> list[Any]:
-    ci = "\u2013" if c.energy_ci_low is None else f"{_energy(c.energy_ci_low)}\u2013{_energy(c.energy_ci_high)}"
+    ci = "\u2013" if c.energy_ci_low is None else f"{fmt_joules(c.energy_ci_low)}\u2013{fmt_joules(c.energy_ci_high)}"
     stable = _yes(c.energy_is_stable) + (f" ({c.energy_unstable_reason})" if c.energy_unstable_reason else "")
     return [c.suite, c.task, c.model, c.variant, c.status, c.n_items, c.n_correct, _pct(c.accuracy),
             _ci_pct(c.accuracy_ci_low, c.accuracy_ci_high), _metrics_text(c.metrics), c.scoring_method or "\u2013",
-            _energy(c.energy_j), _energy(c.active_energy_j), ci, _energy(c.energy_j_per_item),
-            _energy(c.energy_j_per_1k), _energy(c.energy_j_per_correct), c.energy_method or "\u2013",
+            fmt_joules(c.energy_j), fmt_joules(c.active_energy_j), ci, fmt_joules(c.energy_j_per_item),
+            fmt_joules(c.energy_j_per_1k), fmt_joules(c.energy_j_per_correct), c.energy_method or "\u2013",
             _yes(c.is_estimate) if c.status == "ok" else "\u2013", stable,
             _num(c.gco2e, ".3g"), _num(c.duration_s, ".3f"), _num(c.cpu_time_s, ".3f"), c.repeats,
             c.passes_per_window, _yes(c.deterministic), _num(c.params, ","), _num(c.nonzero_params, ","),
@@ -258,7 +256,7 @@ def _tasks_section(result: RunResult) -> Html:
             if best is not None and c.accuracy == best:
                 acc = Html(f"<strong>{_e(acc)}</strong>")
             rows.append([c.model, c.variant, c.status, c.n_items, acc, _ci_pct(c.accuracy_ci_low, c.accuracy_ci_high),
-                         _metrics_text(c.metrics), _energy(c.energy_j_per_1k), _energy(c.energy_j_per_correct),
+                         _metrics_text(c.metrics), fmt_joules(c.energy_j_per_1k), fmt_joules(c.energy_j_per_correct),
                          c.scoring_method or "\u2013"])
         prompt = next((c.prompt_template for c in cells if c.prompt_template), "")
         prompt_html = (f"<details><summary>Prompt template</summary><pre>{_e(prompt)}</pre></details>"
@@ -324,13 +322,13 @@ def rules(result: RunResult) -> list[tuple[str, str, str]]:
                     "" if reps[0] >= 2 else "; with one repeat the energy interval is the value itself")))
     unstable = [c for c in ok if not c.energy_is_stable]
     out.append(("Stable energy readings", "held" if not unstable else f"NOT held in {len(unstable)} cell(s)",
-                "; ".join(f"{c.suite}/{c.task} {c.model} [{c.variant}]: {c.energy_unstable_reason}"
+                "; ".join(f"{cell_label(c.suite, c.task, c.model, c.variant)}: {c.energy_unstable_reason}"
                           for c in unstable[:5]) or "no cell flagged unstable"))
     nondet = [c for c in ok if c.deterministic is False]
     out.append(("Deterministic predictions across repeats", "held" if not nondet else
                 f"NOT held in {len(nondet)} cell(s)",
                 "accuracy is from the first pass; later passes are compared with it" if not nondet else
-                ", ".join(f"{c.suite}/{c.task} {c.model} [{c.variant}]" for c in nondet[:5])))
+                ", ".join(cell_label(c.suite, c.task, c.model, c.variant) for c in nondet[:5])))
     comps = sorted({k for c in ok for k in c.energy_components_j})
     out.append(("Scope: components reported", "held" if comps else "partly",
                 f"components: {', '.join(comps) or 'total only'}" + ("" if "gpu" in comps else "; no GPU energy")))
@@ -437,20 +435,13 @@ def render_report_html(result: RunResult, tolerance_pts: float = 2.0) -> str:
 
 def write_report_html(result: RunResult, path: Path | str, tolerance_pts: float = 2.0) -> Path:
     """Write the self-contained HTML report; returns its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report_html(result, tolerance_pts), encoding="utf-8")
-    return path
+    return atomic_write(Path(path), render_report_html(result, tolerance_pts))
 
 
 # ------------------------------------------------------------------------------------- markdown
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
-
-
 def md_escape(text: Any) -> str:
     """Escape a user string for a GFM table cell: HTML-escaped, Markdown punctuation and ``|`` backslashed."""
-    s = html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " ")
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    return textsafe.md_escape(html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " "))
 
 
 def render_summary_md(result: RunResult, tolerance_pts: float = 2.0) -> str:
@@ -474,7 +465,7 @@ def render_summary_md(result: RunResult, tolerance_pts: float = 2.0) -> str:
             for p in sorted(points, key=lambda p: p.energy_j_per_1k):
                 front = "yes" if p.on_frontier else ("\u2248 (CI overlaps)" if p.indistinguishable else "no")
                 lines.append(f"| {md_escape(p.model)} | {md_escape(p.variant)} | {_pct(p.accuracy)} | "
-                             f"{_ci_pct(p.accuracy_ci_low, p.accuracy_ci_high)} | {_energy(p.energy_j_per_1k)} | "
+                             f"{_ci_pct(p.accuracy_ci_low, p.accuracy_ci_high)} | {fmt_joules(p.energy_j_per_1k)} | "
                              f"{md_escape(p.grade or '?')}{' (est.)' if p.is_estimate else ''} | {front} |")
     if result.failed:
         lines += ["", f"### Failed cells ({len(result.failed)})", "", "| Suite | Task | Model | Variant | Reason |",
@@ -488,12 +479,13 @@ def render_summary_md(result: RunResult, tolerance_pts: float = 2.0) -> str:
     return "\n".join(lines)
 
 
-def write_summary_md(result: RunResult, path: Path | str, tolerance_pts: float = 2.0) -> Path:
-    """Write summary.md; returns its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_summary_md(result, tolerance_pts), encoding="utf-8")
-    return path
+def write_summary_md(result: RunResult, path: Path | str, tolerance_pts: float = 2.0,
+                     gate_failures: Sequence[str] | None = None) -> Path:
+    """Write summary.md (with the gates section when ``gate_failures`` is given), atomically; returns its path."""
+    text = render_summary_md(result, tolerance_pts)
+    if gate_failures is not None:
+        text += gates_markdown(gate_failures)
+    return atomic_write(Path(path), term(text, multiline=True))
 
 
 def gates_markdown(failures: Sequence[str]) -> str:
@@ -525,7 +517,10 @@ def write_frontier_pngs(result: RunResult, out: Path | str, tolerance_pts: float
     import plotly.io as pio
 
     try:
-        pio.write_images(figs, paths, format="png", width=1000, height=560, scale=1)
+        atomic_render(paths, lambda tmps: pio.write_images(figs, tmps, format="png", width=1000, height=560,
+                                                           scale=1))
+    except OutputError:
+        raise
     except Exception as exc:  # kaleido raises its own types when no browser can be started
         raise FrugalError(f"could not write PNG charts ({type(exc).__name__}: {str(exc)[:300]}). Kaleido renders "
                           "with Chrome/Chromium: install it (apt-get install -y chromium on Debian/Ubuntu, or "
@@ -541,6 +536,8 @@ def write_reports(result: RunResult, out: Path | str, tolerance_pts: float = 2.0
              write_summary_md(result, out / "summary.md", tolerance_pts)]
     try:
         paths += write_frontier_pngs(result, out, tolerance_pts)
+    except OutputError:
+        raise  # a full disk or a permission: the run must say so, not skip a chart
     except FrugalError as exc:
         log.warning("frontier PNGs skipped: %s", exc)
     paths += write_badges(result, out)

@@ -27,6 +27,8 @@ VARIANTS: dict[str, str] = {
     "prune-magnitude-50": "evaluator.variants.prune:PruneMagnitude50",
     "prune-structured-25": "evaluator.variants.prune:PruneStructured25",
     "prune-structured-50": "evaluator.variants.prune:PruneStructured50",
+    "fake": "evaluator.variants.fake:Fake",
+    "fake-lite": "evaluator.variants.fake:FakeLite",
 }
 
 #: Order in which ``apply`` steps run: pruning reshapes float weights, so it precedes quantization.
@@ -47,6 +49,12 @@ class Composite:
 
     name: str
     parts: tuple[Variant, ...]
+
+    @property
+    def backend(self) -> str:
+        """The backend (runtime) every part applies to: the first one they all share."""
+        common = [b for b in self.parts[0].backends if all(b in p.backends for p in self.parts)]
+        return common[0]
 
     @property
     def description(self) -> str:
@@ -82,6 +90,9 @@ def resolve_variant(spec: str) -> Composite:
     if not names:
         raise FrugalError("empty variant name")
     parts = tuple(variant_class(n)() for n in names)
+    if not [b for b in parts[0].backends if all(b in p.backends for p in parts)]:
+        on = ", ".join(f"{p.name} ({'/'.join(p.backends)})" for p in parts)
+        raise FrugalError(f"variant {spec!r}: its parts run on different backends: {on}")
     groups = [p.group for p in parts]
     for g in ("precision", "quantization", "pruning"):
         if groups.count(g) > 1:
@@ -109,12 +120,14 @@ def resolve_variant(spec: str) -> Composite:
     return Composite("+".join(names), parts)
 
 
-def list_variants() -> list[tuple[str, str, str]]:
-    """(name, group, description) for every registered variant."""
+def list_variants(include_test: bool = False) -> list[tuple[str, str, str, str]]:
+    """(name, group, description, backend) for every registered variant (the fake backend's only if asked)."""
     rows = []
     for name in VARIANTS:
         cls = variant_class(name)
-        rows.append((name, cls.group, cls.description))
+        if cls.backends == ("fake",) and not include_test:
+            continue
+        rows.append((name, cls.group, cls.description, cls.backends[0]))
     return rows
 
 

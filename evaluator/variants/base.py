@@ -1,6 +1,7 @@
 """The Variant seam: a named transform of a model, as load-time settings and/or a post-load step.
 
-A variant has at most three parts: ``load_kwargs`` (merged into ``from_pretrained``: dtype,
+A variant belongs to a backend (``backends``: the runtimes it applies to, ``torch`` for all of today's),
+and has at most three parts: ``load_kwargs`` (merged into ``from_pretrained``: dtype,
 quantization config, device map), ``apply`` (a transform of the loaded model, e.g. pruning) and
 ``check`` (refuse a model it cannot apply to, with a reason). Parameters are recorded with results.
 """
@@ -33,6 +34,8 @@ class Variant:
     group: ClassVar[str] = "precision"
     #: True when the transform happens at load time (so it must come first in a composition).
     at_load: ClassVar[bool] = False
+    #: Backends (runtimes) this variant applies to; a composition runs on the first one all parts share.
+    backends: ClassVar[tuple[str, ...]] = ("torch",)
     params: dict[str, Any] = field(default_factory=dict)
 
     def check(self, info: ModelInfo) -> None:

@@ -1,0 +1,199 @@
+"""Mutation score of the pure core: mutmut over each target module, against its fast unit tests only.
+
+    .venv/bin/python bench/mutation.py                 # every module in TARGETS (make mutation)
+    .venv/bin/python bench/mutation.py evaluator/stats.py --max-children 1
+
+Each module runs in its own scratch copy of the repository (evaluator/, tests/, pyproject.toml and a
+setup.cfg holding the [mutmut] section), so the checkout is never touched and nothing is cached between
+runs. mutmut changes one thing at a time in the module (an operator, a constant, a comparison, a
+return value) and runs the tests that cover the changed function; a mutant is killed when a test fails.
+The table, the command and every survivor (with the reason it is equivalent, from EQUIVALENT, or
+"NOT EXPLAINED") replace the generated section of docs/testing.md. Exit status 1 when a module scores
+below TARGET_SCORE or a survivor has no reason.
+
+To add a module (the cell key, the store, the task-type and backend interfaces): one line in TARGETS
+with the tests that exercise it without a real model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "testing.md"
+BEGIN, END = "<!-- mutation:begin (bench/mutation.py writes this section) -->", "<!-- mutation:end -->"
+TARGET_SCORE = 0.90
+
+#: module -> the fast tests that must kill its mutants (no model, no network, no browser: seconds in all).
+#: The one place to add a module. Arguments after the files go to pytest as they are.
+TARGETS: dict[str, list[str]] = {
+    "evaluator/pareto.py": ["tests/test_pareto_stats.py", "tests/test_mutation_core.py"],
+    "evaluator/stats.py": ["tests/test_pareto_stats.py", "tests/test_mutation_core.py"],
+    "evaluator/gates.py": ["tests/test_gates.py", "tests/test_mutation_core.py",
+                           "--deselect", "tests/test_gates.py::test_cli_gate_exit_codes"],  # a real model run
+    "evaluator/compare.py": ["tests/test_compare.py", "tests/test_mutation_core.py"],
+}
+
+#: Survivors that no test can kill, by mutmut's mutant name, with the reason. A name that no longer
+#: exists (the module changed) is reported as stale so the list never hides a new survivor.
+EQUIVALENT: dict[str, str] = {}
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 33: "no tests", 5: "no tests", 34: "skipped", 36: "timeout",
+          24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -9: "segfault", -11: "segfault"}
+#: a mutant that hangs the tests (an endless loop) is caught, so a timeout counts as killed
+CAUGHT = {"killed", "timeout"}
+
+
+def _scratch(module: str, tests: list[str]) -> Path:
+    """A copy of what the tests need, with the [mutmut] section in setup.cfg (pyproject.toml unchanged)."""
+    work = Path(tempfile.mkdtemp(prefix="frugal-mutation-"))
+    shutil.copytree(ROOT / "evaluator", work / "evaluator", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", work / "pyproject.toml")
+    if (ROOT / "models.yaml").exists():
+        shutil.copy(ROOT / "models.yaml", work / "models.yaml")
+    # -p no:randomly / no:timeout: mutmut times each mutant itself; file order keeps the stats stable.
+    # --doctest-modules off: the trampolined copy of the module is not the module's doctest.
+    args = ["-p", "no:randomly", "-p", "no:timeout", "-o", "addopts=--strict-markers -p no:cacheprovider", "-q"]
+    (work / "setup.cfg").write_text(
+        "[mutmut]\nsource_paths=evaluator\nonly_mutate=" + module + "\n"
+        "pytest_add_cli_args=\n" + "".join(f"    {a}\n" for a in args)
+        + "pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in tests))
+    return work
+
+
+def _functions(mutated: Path) -> dict[str, str]:
+    """Source of every function in mutmut's copy of a module (original and mutants), by name."""
+    text = mutated.read_text()
+    return {n.name: ast.get_source_segment(text, n) or "" for n in ast.walk(ast.parse(text))
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _diff(functions: dict[str, str], name: str) -> str:
+    """The lines a mutant changed, as '- old / + new'."""
+    fn = name.rsplit(".", 1)[-1]
+    orig = functions.get(fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "").splitlines()
+    mutant = functions.get(fn, "").splitlines()[1:]
+    changed = [ln for ln in difflib.unified_diff(orig[1:], mutant, lineterm="", n=0)
+               if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return " / ".join(ln[0] + " " + ln[1:].strip() for ln in changed) or "(no textual change found)"
+
+
+def run_module(module: str, tests: list[str], max_children: int) -> dict:
+    """mutmut run over one module; its counts and its survivors (name, diff)."""
+    work = _scratch(module, tests)
+    t0 = time.monotonic()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)], cwd=work,
+                          capture_output=True, text=True, env=env)
+    meta = work / "mutants" / (module + ".meta")
+    codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+    if proc.returncode != 0 or not codes or None in codes.values():
+        log = (proc.stdout + proc.stderr).replace("\r", "\n")
+        log = "\n".join(ln for ln in log.splitlines() if "Generating mutants" not in ln and "Running " not in ln)
+        raise SystemExit(f"mutmut did not check every mutant of {module} (exit {proc.returncode}; a failing clean "
+                         f"test run stops it); its output ends:\n{log[-4000:]}\nscratch copy kept in {work}")
+    status = {name: STATUS.get(code, "suspicious") for name, code in codes.items()}
+    counts = Counter(status.values())
+    functions = _functions(work / "mutants" / module)
+    survivors = [(n, _diff(functions, n)) for n, s in sorted(status.items()) if s not in CAUGHT]
+    shutil.rmtree(work, ignore_errors=True)
+    killed = sum(counts[s] for s in CAUGHT)
+    return {"module": module, "tests": tests, "mutants": len(status), "killed": killed,
+            "survived": len(status) - killed, "score": killed / len(status) if status else 1.0,
+            "by_status": dict(counts), "survivors": [{"name": n, "status": status[n], "diff": d,
+                                                      "reason": EQUIVALENT.get(n)} for n, d in survivors],
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def _md(results: list[dict], command: str) -> list[str]:
+    md = [BEGIN, "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')} "
+          f"(mutmut {_mutmut_version()}, Python {sys.version.split()[0]}). Target: at least "
+          f"{TARGET_SCORE:.0%} of mutants killed in every module.", "",
+          "| module | tests | mutants | killed | survived | score | time |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        tests = ", ".join(t.removeprefix("tests/") for t in r["tests"] if t.startswith("tests/"))
+        md.append(f"| `{r['module']}` | {tests} | {r['mutants']} | {r['killed']} | {r['survived']} | "
+                  f"{r['score']:.1%} | {r['seconds']:.0f} s |")
+    md += ["", "Killed includes timeouts (a mutant that makes a test hang is caught by mutmut's time limit).", ""]
+    surv = [(r["module"], s) for r in results for s in r["survivors"]]
+    if surv:
+        md += ["Survivors, each with the reason it is equivalent (no test can tell it from the original):", ""]
+        for _module, s in surv:
+            md.append(f"- `{s['name']}` ({s['status']}): `{s['diff'].replace('`', chr(39))}`: "
+                      f"{s['reason'] or 'NOT EXPLAINED: kill it with a test or add the reason to EQUIVALENT'}")
+    else:
+        md.append("No survivors.")
+    known = {s["name"] for _, s in surv}
+    stale = sorted(n for n in EQUIVALENT if n not in known
+                   and any(n.startswith(_prefix(r["module"])) for r in results))
+    if stale:
+        md += ["", "Stale EQUIVALENT entries (the module changed; re-check them): " + ", ".join(stale)]
+    return md + ["", END]
+
+
+def _prefix(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".") + "."
+
+
+def _mutmut_version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def write_doc(md: list[str]) -> None:
+    """Replace the generated section of docs/testing.md (or append it)."""
+    text = DOC.read_text() if DOC.exists() else "# Testing\n"
+    block = "\n".join(md)
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="*", help=f"a subset of {', '.join(TARGETS)}")
+    ap.add_argument("--max-children", type=int, default=2, help="parallel mutants (default 2)")
+    ap.add_argument("--no-doc", action="store_true", help="print the table, leave docs/testing.md alone")
+    args = ap.parse_args(argv)
+    unknown = [m for m in args.modules if m not in TARGETS]
+    if unknown:
+        ap.error(f"not in TARGETS: {', '.join(unknown)} (known: {', '.join(TARGETS)})")
+    results = []
+    for module in args.modules or list(TARGETS):
+        print(f"mutating {module} against {' '.join(TARGETS[module])} ...", flush=True)
+        r = run_module(module, TARGETS[module], args.max_children)
+        print(f"  {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived ({r['score']:.1%}) "
+              f"in {r['seconds']:.0f} s", flush=True)
+        results.append(r)
+    command = "python bench/mutation.py" + (" " + " ".join(args.modules) if args.modules else "")
+    md = _md(results, command)
+    print("\n".join(md))
+    (ROOT / "out").mkdir(exist_ok=True)
+    (ROOT / "out" / "mutation.json").write_text(json.dumps(results, indent=1))
+    if not args.no_doc:
+        write_doc(md)
+    bad = [r["module"] for r in results if r["score"] < TARGET_SCORE]
+    unexplained = [s["name"] for r in results for s in r["survivors"] if not s["reason"]]
+    if bad or unexplained:
+        print(f"below {TARGET_SCORE:.0%}: {bad or 'none'}; survivors without a reason: {len(unexplained)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The Backend seam: a runtime that loads a model (with its variant) and serves requests.
+
+Models never see suites: they see texts. A task type turns items into requests of the kinds below; a
+backend serves the kinds it declares, and the runner only matches the two (it never asks which library
+or which model kind it holds). In the spirit of lm-evaluation-harness's ``LM`` (``loglikelihood``,
+``generate_until``) and optimum-benchmark's ``backends/<name>/``.
+
+A backend has three required methods: ``load`` (resolved model + variant + device -> a :class:`Loaded`),
+``version`` and ``environment``. What the runner needs to stay runtime-free has defaults a backend may
+override: ``serves`` (request kinds per model kind, i.e. its capabilities), ``check`` (refuse a model,
+variant or device before anything loads), ``pick_device``, ``set_threads`` and ``oom_types``.
+
+A :class:`Loaded` model serves requests: ``loglikelihood`` (one context, several continuations: the
+summed log-probability of each), ``embed`` (L2-normalised vectors), later ``generate``; each raises
+:class:`Unsupported` unless its backend declares it. ``prepare`` does request work that belongs outside
+the measured window (tokenising); ``footprint`` says how big the loaded model is.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from evaluator.errors import FrugalError
+
+if TYPE_CHECKING:
+    from evaluator.models import ModelSpec, ResolvedModel
+    from evaluator.variants import Composite
+
+#: Request kinds a backend may serve.
+LOGLIKELIHOOD = "loglikelihood"
+EMBEDDING = "embedding"
+GENERATION = "generation"
+REQUEST_KINDS = (LOGLIKELIHOOD, EMBEDDING, GENERATION)
+
+
+class Unsupported(FrugalError):
+    """A backend was asked for a request kind it does not serve."""
+
+
+@dataclass(frozen=True)
+class LoglikRequest:
+    """One context and its candidate continuations; the response is one summed log-probability each.
+
+    ``continuations`` are texts as they follow the context (a task type writes ``" " + choice``); the
+    backend tokenises the pair as lm-evaluation-harness does (trailing whitespace of the context moves
+    to the continuation).
+    """
+
+    context: str
+    continuations: tuple[str, ...]
+
+
+@dataclass
+class Loaded(abc.ABC):
+    """A model loaded by a backend, ready to serve requests."""
+
+    name: str
+    kind: str  # "encoder" | "causal-lm"
+    device: str
+    backend: str
+    #: Request kinds this loaded model serves (a subset of its backend's ``serves(kind)``).
+    kinds: frozenset[str] = frozenset()
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self, kind: str, requests: Sequence[Any]) -> Any:
+        """Work on ``requests`` that belongs outside the measured window (tokenising); default: none."""
+        return list(requests)
+
+    def loglikelihood(self, prepared: Any, batch_size: int) -> list[tuple[float, ...]]:
+        """Summed log-probability of each continuation of each request (prepared by ``prepare``)."""
+        raise Unsupported(f"{self.backend} does not serve log-likelihood requests for {self.name} ({self.kind})")
+
+    def embed(self, texts: Sequence[str], batch_size: int) -> Any:
+        """L2-normalised float32 embeddings (a 2-D torch tensor or array), in input order."""
+        raise Unsupported(f"{self.backend} does not serve embedding requests for {self.name} ({self.kind})")
+
+    def footprint(self) -> dict[str, Any]:
+        """params, nonzero_params, size_mb, weight_dtype where known (informative, never fatal)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the model holds (memory is freed when the object goes)."""
+
+
+class Backend(abc.ABC):
+    """A runtime. Subclasses set ``name`` and implement ``load``, ``version`` and ``environment``."""
+
+    name: ClassVar[str] = "base"
+    #: One line for `frugal list variants` and the docs.
+    description: ClassVar[str] = ""
+    #: Request kinds served, by model kind (the declared capabilities).
+    capabilities: ClassVar[dict[str, frozenset[str]]] = {}
+    #: Devices this backend can run on.
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    @abc.abstractmethod
+    def load(self, resolved: ResolvedModel, variant: Composite, device: str) -> Loaded:
+        """Load weights, apply the variant, return the model ready to serve."""
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The runtime's version (it enters the cell key: another version, another cell)."""
+
+    @abc.abstractmethod
+    def environment(self) -> dict[str, Any]:
+        """Library versions and device facts stored with the run."""
+
+    # ------------------------------------------------------------------ optional, with defaults
+    def serves(self, model_kind: str) -> frozenset[str]:
+        """Request kinds this backend serves for a model of ``model_kind``."""
+        return self.capabilities.get(model_kind, frozenset())
+
+    def check(self, spec: ModelSpec, variant: Composite, device: str) -> None:
+        """Refuse, before anything loads, a model kind, variant or device this backend cannot handle."""
+        if not self.serves(spec.kind):
+            raise FrugalError(f"backend {self.name!r} cannot load {spec.name} ({spec.kind} models are not supported)")
+        if device not in self.devices:
+            raise FrugalError(f"backend {self.name!r} runs on {', '.join(self.devices)}, not {device!r}")
+
+    def pick_device(self, requested: str) -> str:
+        """'auto' -> the best device this backend has here; an explicit device is checked."""
+        if requested in ("auto", "cpu"):
+            return "cpu"
+        raise FrugalError(f"backend {self.name!r} runs on {', '.join(self.devices)}, not {requested!r}")
+
+    def default_threads(self) -> int:
+        """Threads used when the run does not say."""
+        return os.cpu_count() or 1
+
+    def set_threads(self, n: int) -> int:
+        """Use ``n`` threads for compute; returns the number in effect."""
+        return n
+
+    def oom_types(self) -> tuple[type[BaseException], ...]:
+        """Exception types this runtime raises when it runs out of memory (besides MemoryError)."""
+        return ()
