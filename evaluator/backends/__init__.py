@@ -15,6 +15,8 @@ from evaluator.backends.base import (
     LOGLIKELIHOOD,
     REQUEST_KINDS,
     Backend,
+    Generation,
+    GenerationRequest,
     Loaded,
     LoglikRequest,
     Unsupported,
@@ -37,5 +39,5 @@ def get_backend(name: str) -> Backend:
     return getattr(importlib.import_module(mod), cls)()
 
 
-__all__ = ["BACKENDS", "EMBEDDING", "GENERATION", "LOGLIKELIHOOD", "REQUEST_KINDS", "Backend", "Loaded",
-           "LoglikRequest", "Unsupported", "get_backend"]
+__all__ = ["BACKENDS", "EMBEDDING", "GENERATION", "LOGLIKELIHOOD", "REQUEST_KINDS", "Backend", "Generation",
+           "GenerationRequest", "Loaded", "LoglikRequest", "Unsupported", "get_backend"]

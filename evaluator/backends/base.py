@@ -11,7 +11,8 @@ override: ``serves`` (request kinds per model kind, i.e. its capabilities), ``ch
 variant or device before anything loads), ``pick_device``, ``set_threads`` and ``oom_types``.
 
 A :class:`Loaded` model serves requests: ``loglikelihood`` (one context, several continuations: the
-summed log-probability of each), ``embed`` (L2-normalised vectors), later ``generate``; each raises
+summed log-probability of each), ``embed`` (L2-normalised vectors), ``generate`` (greedy answers with
+token counts and stop reasons); each raises
 :class:`Unsupported` unless its backend declares it. ``prepare`` does request work that belongs outside
 the measured window (tokenising); ``footprint`` says how big the loaded model is.
 """
@@ -54,6 +55,29 @@ class LoglikRequest:
     continuations: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A prompt to continue greedily (temperature 0), up to ``max_new_tokens``, stopping at EOS or a stop text.
+
+    ``prompt`` is the full text the model sees (a chat template, when one applies, is already rendered by
+    :meth:`Loaded.render_chat`). Never a forced minimum length.
+    """
+
+    prompt: str
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a model wrote for one GenerationRequest (the stop text itself is cut off)."""
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    stop_reason: str  # "eos" | "stop" | "length"
+
+
 @dataclass
 class Loaded(abc.ABC):
     """A model loaded by a backend, ready to serve requests."""
@@ -77,6 +101,18 @@ class Loaded(abc.ABC):
     def embed(self, texts: Sequence[str], batch_size: int) -> Any:
         """L2-normalised float32 embeddings (a 2-D torch tensor or array), in input order."""
         raise Unsupported(f"{self.backend} does not serve embedding requests for {self.name} ({self.kind})")
+
+    def generate(self, prepared: Any, batch_size: int) -> list[Generation]:
+        """Greedy generations for GenerationRequests (prepared by ``prepare(GENERATION, ...)``), in order."""
+        raise Unsupported(f"{self.backend} does not serve generation requests for {self.name} ({self.kind})")
+
+    def chat_template(self) -> bool:
+        """Whether this model has a chat template (``chat: auto`` then uses it)."""
+        return False
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """``messages`` ({role, content}) as prompt text in this model's chat template, for the assistant's turn."""
+        raise Unsupported(f"{self.name} has no chat template")
 
     def footprint(self) -> dict[str, Any]:
         """params, nonzero_params, size_mb, weight_dtype where known (informative, never fatal)."""
