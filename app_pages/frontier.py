@@ -25,6 +25,13 @@ def _method(p: Any) -> str:
     return m if "estimate" in m or not p.is_estimate else f"{m} (estimate)"
 
 
+def _chance(above: bool | None, chance: float | None) -> str:
+    """'yes', or 'NO (chance 25%)' for a cell whose 95 % interval does not clear a random guess."""
+    if above is None:
+        return "–"
+    return "yes" if above else f"NO (chance {chance:.0%})"
+
+
 def points_frame(points: list[Any]) -> Any:
     """One row per (model, variant) point."""
     import pandas as pd
@@ -33,6 +40,7 @@ def points_frame(points: list[Any]) -> Any:
              "95% CI": f"{p.accuracy_ci_low:.0%}–{p.accuracy_ci_high:.0%}",
              "J / 1k items": round(p.energy_j_per_1k, 2), "energy method": _method(p),
              "on frontier": "yes" if p.on_frontier else ("≈ (CI overlaps)" if p.indistinguishable else "no"),
+             "above chance": _chance(p.above_chance, p.chance_accuracy),
              "items": p.n_items, "tasks": p.tasks} for p in sorted(points, key=lambda p: p.energy_j_per_1k)]
     return pd.DataFrame(rows)
 
@@ -49,15 +57,21 @@ def cells_frame(cells: list[Any]) -> Any:
             "n items": c.n_items, "energy J": c.energy_j, "J / 1k items": c.energy_j_per_1k,
             "energy method": c.energy_method, "duration s": c.duration_s, "size MB": c.size_mb,
             "peak RSS MB": c.peak_rss_mb, "gCO2e": c.gco2e, "scoring": c.scoring_method,
-            "on frontier": c.on_frontier, "reused": c.reused,
+            "above chance": _chance(c.above_chance, c.chance_accuracy),
+            "on frontier": c.on_frontier, "reused": c.reused, "backend": c.backend,
+            "fallback kernel": (c.fallback_reason or "yes") if c.fallback_kernel else "",
             "reason": C.first_line(c.error, 300) if c.status != "ok" else ""})
     return pd.DataFrame(rows)
+
+
+def _no_grade(p: Any) -> str:
+    return "not above chance" if p.above_chance is False else "–"
 
 
 def grade_badges(points: list[Any]) -> None:
     """Energy grades as small coloured labels."""
     colours = {"A": "green", "B": "blue", "C": "orange", "D": "orange", "E": "red"}
-    parts = [f":{colours.get(p.grade, 'gray')}-badge[{p.grade or '–'}] {C.md(p.model)} {C.md(p.variant)}"
+    parts = [f":{colours.get(p.grade, 'gray')}-badge[{p.grade or _no_grade(p)}] {C.md(p.model)} {C.md(p.variant)}"
              for p in sorted(points, key=lambda p: (p.grade or "Z", p.energy_j_per_1k))]
     st.markdown("**Energy grades** &nbsp; " + " &nbsp; ".join(parts), help=GRADE_HELP)
 
@@ -69,7 +83,9 @@ def badge_downloads(points: list[Any], suite: str) -> None:
     from evaluator.report.badge import badge_filename, point_badge_png, point_badge_svg
 
     with st.expander("Energy label badges (SVG / PNG)", icon=":material/label:"):
-        by_name = {f"{p.model} {p.variant}": p for p in sorted(points, key=lambda p: p.energy_j_per_1k)}
+        # graded points first (A first): the default is never a point that earned no grade
+        ordered = sorted(points, key=lambda p: (p.grade or "Z", p.energy_j_per_1k))
+        by_name = {f"{p.model} {p.variant}": p for p in ordered}
         pick = st.selectbox("Badge for", list(by_name), key=f"badge_pick_{suite}")
         p = by_name[pick]
         svg = point_badge_svg(p)
@@ -80,7 +96,7 @@ def badge_downloads(points: list[Any], suite: str) -> None:
 
         from evaluator.report.badge import PNG_SCALE
 
-        st.image(png, caption=f"{pick} on {suite}: grade {p.grade or '?'}",
+        st.image(png, caption=f"{pick} on {suite}: energy grade {p.grade or _no_grade(p)}, {p.accuracy:.0%} accuracy",
                  width=Image.open(io.BytesIO(png)).width // PNG_SCALE)
         cols = st.columns(2)
         stem = badge_filename(p)[:-4]

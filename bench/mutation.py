@@ -48,7 +48,58 @@ TARGETS: dict[str, list[str]] = {
 
 #: Survivors that no test can kill, by mutmut's mutant name, with the reason. A name that no longer
 #: exists (the module changed) is reported as stale so the list never hides a new survivor.
-EQUIVALENT: dict[str, str] = {}
+_CASE = "float() reads 'nan'/'inf' in any case: the same value"
+_STRICT_IN = "the inner zip (strict) still raises on unequal lengths: it runs to its end for every non-dominated point"
+_STRICT_OUT = "the outer zip (strict) raises on unequal lengths before the result is used"
+_CHECKED = "the length check above raises before the zips can see lists of different lengths"
+_ZERO = "a zero accuracy change has p = 1 in both tests (McNemar: equal discordant counts; z = 0), never < 0.05"
+_P05 = ("only a p-value of exactly 0.05 differs: McNemar's min(1, 2 * tail) never equals it (checked for every "
+        "n < 1200), nor does the z-test's erfc for any counts we found")
+_RISE = ("only a change of exactly +-0.05 differs: e_b / e_a - 1 is a multiple of 2^-53 near 1, and 0.05 is not, "
+         "so it never equals ENERGY_RISE")
+_LOOKUP = "items looked up for a cell that failed: diff_cells ignores them (it compares ok cells only, both sides)"
+_ZIP = "zip of the points and their gradable flags: the same length by construction"
+_ROW = "zip of a row and the column widths: every row has as many cells as the header"
+EQUIVALENT: dict[str, str] = {
+    "evaluator.gates.x__points__mutmut_13": "`<` for `<=`: when the frontiers cover exactly the cells' suites, the "
+                                            "recompute loop runs over an empty set",
+    "evaluator.gates.x_check_gates__mutmut_14": "`_points` has an entry for every suite in the cells: the default is "
+                                                "never used",
+    "evaluator.gates.x_check_gates__mutmut_16": "as above: the default of `points.get` is never used",
+    "evaluator.pareto.x_energy_grades__mutmut_3": "`>= 0` for `> 0`: 0 is already dropped by the truth test `e and`",
+    "evaluator.pareto.x_energy_grades__mutmut_15": "`< 0` for `<= 0`: 0 is already caught by `not e`",
+    "evaluator.pareto.x_frontier_indices__mutmut_5": "sign 2 for 1 scales both sides of each comparison alike",
+    "evaluator.pareto.x_frontier_indices__mutmut_7": "sign -2 for -1 scales both sides of each comparison alike",
+    "evaluator.pareto.x_frontier_indices__mutmut_12": _STRICT_IN,
+    "evaluator.pareto.x_frontier_indices__mutmut_15": _STRICT_IN,
+    "evaluator.pareto.x_frontier_indices__mutmut_16": _STRICT_IN,
+    "evaluator.pareto.x_frontier_indices__mutmut_33": _STRICT_OUT,
+    "evaluator.pareto.x_frontier_indices__mutmut_36": _STRICT_OUT,
+    "evaluator.pareto.x_frontier_indices__mutmut_37": _STRICT_OUT,
+    "evaluator.pareto.x_mark_frontier__mutmut_17": _ZIP, "evaluator.pareto.x_mark_frontier__mutmut_20": _ZIP,
+    "evaluator.pareto.x_mark_frontier__mutmut_21": _ZIP,
+    "evaluator.pareto.x_mark_frontier__mutmut_32": "a dominator of equal accuracy has ci_low <= its accuracy = "
+                                                   "p.accuracy <= p.ci_high: it never changes `indistinguishable`",
+    "evaluator.pareto.x_recommend__mutmut_41": _CASE, "evaluator.pareto.x_suite_points__mutmut_101": _CASE,
+    "evaluator.compare.x__improved__mutmut_6": _ZERO, "evaluator.compare.x_diff_cells__mutmut_159": _ZERO,
+    "evaluator.compare.x__improved__mutmut_9": _P05, "evaluator.compare.x_diff_cells__mutmut_162": _P05,
+    "evaluator.compare.x__improved__mutmut_14": _RISE, "evaluator.compare.x_diff_cells__mutmut_168": _RISE,
+    "evaluator.compare.x__items__mutmut_15": "None for [] after a failed store read: both are falsy, the loop goes on",
+    "evaluator.compare.x__store_for__mutmut_8": "break for continue on a store seen already: that can only happen "
+                                                "on the loop's last iteration",
+    "evaluator.compare.x__store_for__mutmut_9": "a store given twice is opened twice: the same items are found",
+    "evaluator.compare.x_compare__mutmut_51": _LOOKUP, "evaluator.compare.x_compare__mutmut_63": _LOOKUP,
+    "evaluator.compare.x_compare__mutmut_70": _LOOKUP,
+    "evaluator.compare.x_diff_cells__mutmut_54": "`or` for `and`: with items on one side only no item is common, "
+                                                 "so the unpaired fallback runs as before",
+    "evaluator.compare.x_diff_cells__mutmut_131": "`>= 0` for `> 0`: an energy of 0 already fails the truth test",
+    "evaluator.compare.xǁComparisonǁrender__mutmut_44": _ROW, "evaluator.compare.xǁComparisonǁrender__mutmut_47": _ROW,
+    "evaluator.compare.xǁComparisonǁrender__mutmut_48": _ROW,
+    "evaluator.stats.x_mcnemar__mutmut_11": _CHECKED, "evaluator.stats.x_mcnemar__mutmut_14": _CHECKED,
+    "evaluator.stats.x_mcnemar__mutmut_15": _CHECKED, "evaluator.stats.x_mcnemar__mutmut_22": _CHECKED,
+    "evaluator.stats.x_mcnemar__mutmut_25": _CHECKED, "evaluator.stats.x_mcnemar__mutmut_26": _CHECKED,
+    "evaluator.stats.x_t_critical_95__mutmut_5": _CASE,
+}
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 33: "no tests", 5: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -9: "segfault", -11: "segfault"}
@@ -86,9 +137,13 @@ def _diff(functions: dict[str, str], name: str) -> str:
     fn = name.rsplit(".", 1)[-1]
     orig = functions.get(fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "").splitlines()
     mutant = functions.get(fn, "").splitlines()[1:]
-    changed = [ln for ln in difflib.unified_diff(orig[1:], mutant, lineterm="", n=0)
-               if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
-    return " / ".join(ln[0] + " " + ln[1:].strip() for ln in changed) or "(no textual change found)"
+    hunks: list[list[str]] = []
+    for ln in difflib.unified_diff(orig[1:], mutant, lineterm="", n=0):
+        if ln.startswith("@@"):  # "@@ -12 +12 @@": where in the function, to tell identical lines apart
+            hunks.append([f"line {int(ln.split()[1].lstrip('-').split(',')[0]) + 1}:"])
+        elif ln[:1] in "+-" and not ln.startswith(("+++", "---")) and hunks:
+            hunks[-1].append(ln[0] + " " + ln[1:].strip())
+    return "; ".join(h[0] + " " + " / ".join(h[1:]) for h in hunks) or "(no textual change found)"
 
 
 def run_module(module: str, tests: list[str], max_children: int) -> dict:

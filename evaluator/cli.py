@@ -124,6 +124,8 @@ class _Progress:
             else:
                 tail = f"acc {e['accuracy']:.3f}, {e['energy_j']:.2f} J" + (" (reused)" if e["status"] == "reused"
                                                                         else f" ({e.get('energy_method', '')})")
+                if e.get("above_chance") is False:
+                    tail += " NOT above chance"
             _err(f"[{bar:<20}] {self.done}/{self.total} {time.time() - self.t0:6.1f}s {what}: {tail}")
         elif e["type"] == "end":
             _err(f"run {e['run_id']} {e['status']} in {time.time() - self.t0:.1f}s")
@@ -161,6 +163,23 @@ def _preflight(config: RunConfig) -> None:
     check_store_path(config.store or default_store_path(), "--store" if config.store else "the store")
 
 
+def _warn_fallbacks(config: RunConfig) -> None:
+    """Warn, before the first cell, about variants that run on a fallback kernel on this hardware."""
+    from evaluator.backends import get_backend
+    from evaluator.environment import present_flags
+    from evaluator.variants import resolve_variant
+
+    for name in dict.fromkeys(config.variants):
+        try:
+            v = resolve_variant(name)
+            why = v.fallback(get_backend(v.backend).pick_device(config.device), present_flags())
+        except FrugalError:
+            continue  # the run itself reports a bad variant or device
+        if why:
+            _err(f"warning: variant {term(name)} will run on a fallback kernel here ({term(why)}); its cells are "
+                 f"flagged fallback_kernel and measure the fallback, not the method.")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Handle `frugal run`."""
     from evaluator.pareto import recommend
@@ -169,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = build_config(args)
     _announce_registry(config)
     _preflight(config)
+    _warn_fallbacks(config)
     result = run(config, on_event=_Progress())
     written: list[Path] = []
     if config.out:
@@ -288,14 +308,19 @@ def cmd_list(args: argparse.Namespace) -> int:
                 n = f"{len(t.items):>4} test, {len(t.train_items):>3} train"
                 _out(f"    {term(t.name):<20} {t.type:<16} {n}  ({term(labels)})")
     elif args.what == "variants":
-        from evaluator.variants import list_variants
+        from evaluator.backends import backend_availability, get_backend
+        from evaluator.environment import present_flags
+        from evaluator.variants import list_variants, variant_class
 
         rows = list_variants()
         for backend in dict.fromkeys(r[3] for r in rows):
-            print(f"backend {backend}:")
+            why_not = backend_availability(backend)
+            print(f"backend {backend}: {get_backend(backend).description} "
+                  f"[{'available here' if why_not is None else 'NOT available here: ' + why_not}]")
             for name, group, desc, _ in (r for r in rows if r[3] == backend):
-                print(f"  {name:<22}{group:<14}{desc}")
-        print("\nCompose with '+', e.g. prune-structured-25+int8-dynamic.")
+                slow = variant_class(name)().fallback("cpu", present_flags())
+                print(f"  {name:<22}{group:<14}{desc}" + ("  [fallback kernel on this CPU]" if slow else ""))
+        print("\nCompose with '+', e.g. prune-structured-25+int8-dynamic (parts of one backend).")
     elif args.what == "meters":
         from evaluator.meters import METERS
 

@@ -232,7 +232,9 @@ def _render_row(d: CellDiff) -> tuple[str, ...]:
 
 
 def _improved(d: CellDiff) -> bool:
-    acc_up = d.accuracy_change_pts is not None and d.accuracy_change_pts > 0 and (d.p_value or 1) < ALPHA
+    # p_value is None when untested; `p or 1` would also turn an underflowed p of 0.0 into 1
+    acc_up = (d.accuracy_change_pts is not None and d.accuracy_change_pts > 0 and d.p_value is not None
+              and d.p_value < ALPHA)
     e_down = d.energy_change is not None and d.energy_change < -ENERGY_RISE and d.intervals_overlap is False
     return acc_up or e_down
 

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 #: /proc/cpuinfo flag -> the name we record (the ones that decide which kernels are fast).
 CPU_FLAGS = {"avx2": "avx2", "fma": "fma", "f16c": "f16c", "avx512f": "avx512f", "avx512_vnni": "avx512_vnni",
              "avx_vnni": "avx_vnni", "avx512_bf16": "avx512_bf16", "amx_tile": "amx_tile", "amx_bf16": "amx_bf16",
-             "amx_int8": "amx_int8"}
+             "amx_int8": "amx_int8", "avx512_fp16": "avx512_fp16", "amx_fp16": "amx_fp16"}
+
+
+def present_flags() -> frozenset[str]:
+    """The names of :data:`CPU_FLAGS` this machine has (what variants' ``cpu_needs`` are checked against)."""
+    return frozenset(name for name, have in cpu_flags().items() if have)
 
 
 def parse_cpu_flags(cpuinfo: str) -> dict[str, bool]:
@@ -44,6 +49,12 @@ def cpu_flags() -> dict[str, bool]:
             return parse_cpu_flags(fh.read())
     except OSError:
         return parse_cpu_flags("")
+
+
+def fallback_fields(variant: Any, device: str) -> dict[str, Any]:
+    """``fallback_kernel`` / ``fallback_reason`` of a cell of ``variant`` (a Composite) on ``device`` here."""
+    why = variant.fallback(device, present_flags())
+    return {"fallback_kernel": why is not None, "fallback_reason": why}
 
 
 def environment(threads: int, device: str, backends: Iterable[Backend] = ()) -> dict[str, Any]:

@@ -5,6 +5,10 @@ Then ``repeats`` windows are measured, each repeating the pass until the meter's
 reached. Accuracy comes from the first pass; later passes must agree (``deterministic``). Energy per
 pass is the mean over windows with a 95 % interval; active energy subtracts the idle baseline times
 the duration. Every NaN/inf score fails the cell instead of being scored.
+
+A scoring pass with a ``prefill`` (generation) gets a second window after each measured one, as
+optimum-benchmark's energy_star scenario does: the same prompts with max_new_tokens=1, repeated until the
+meter's minimum window too. Decode = total - prefill (:func:`phase_figures`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class Measured:
     components_j: dict[str, float] = field(default_factory=dict)
     unstable_reason: str | None = None
     peak_rss_mb: float | None = None
+    #: Per prefill pass (generation only): energy and duration, mean over the repeats.
+    prefill_energy_j: float | None = None
+    prefill_duration_s: float | None = None
 
 
 def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_w: float) -> Measured:
@@ -53,6 +60,8 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
     comp_sum: dict[str, float] = {}
     unstable: list[str] = []
     first, deterministic, last_m = None, True, None
+    pre_e: list[float] = []
+    pre_d: list[float] = []
     for r in range(repeats):
         meter.begin(f"{window}:{r}")
         t_start = time.perf_counter()
@@ -67,7 +76,7 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
         last_m, passes = m, n
         if first is None:
             first = scores
-        elif [s.pred for s in scores] != [s.pred for s in first]:
+        elif [(s.pred, s.output) for s in scores] != [(s.pred, s.output) for s in first]:
             deterministic = False
         energies.append((m.energy_j or 0.0) / n)
         durations.append(m.duration_s / n)
@@ -76,6 +85,12 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
             comp_sum[k] = comp_sum.get(k, 0.0) + v / n
         if not m.is_stable:
             unstable.append(m.unstable_reason or f"repeat {r} unstable")
+        if scoring.prefill is not None:
+            e, d, why = _prefill_window(meter, f"{window}:prefill:{r}", scoring.prefill)
+            pre_e.append(e)
+            pre_d.append(d)
+            if why:
+                unstable.append(f"prefill: {why}")
     assert first is not None and last_m is not None
     e_mean, e_lo, e_hi = mean_ci(energies)
     d_mean, d_lo, d_hi = mean_ci(durations)
@@ -85,7 +100,50 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
         duration_ci_high=d_hi, cpu_time_s=statistics.fmean(cpu_times), passes_per_window=passes, repeats=repeats,
         deterministic=deterministic if repeats > 1 else None, energy_method=last_m.energy_method,
         is_estimate=last_m.is_estimate, components_j={k: v / repeats for k, v in comp_sum.items()},
-        unstable_reason="; ".join(dict.fromkeys(unstable)) or None, peak_rss_mb=peak_rss_mb())
+        unstable_reason="; ".join(dict.fromkeys(unstable)) or None, peak_rss_mb=peak_rss_mb(),
+        prefill_energy_j=statistics.fmean(pre_e) if pre_e else None,
+        prefill_duration_s=statistics.fmean(pre_d) if pre_d else None)
+
+
+def _prefill_window(meter: Meter, name: str, prefill: Any) -> tuple[float, float, str | None]:
+    """One window of whole prefill passes: energy and duration per pass, and why it is unstable if it is."""
+    meter.begin(name)
+    t_start, n = time.perf_counter(), 0
+    while True:
+        prefill()
+        n += 1
+        if time.perf_counter() - t_start >= meter.min_window_s:
+            break
+    m = meter.end(name)
+    return (m.energy_j or 0.0) / n, m.duration_s / n, None if m.is_stable else (m.unstable_reason or "unstable")
+
+
+def phase_figures(m: Measured, generated_tokens: int | None, n_items: int, batches: int) -> dict[str, Any]:
+    """Prefill/decode split and speed of a generation cell, per pass (empty without a prefill window).
+
+    decode = total - prefill (clamped at 0); J per generated token; time to first token = prefill duration
+    per batch (a batch's prompts get their first token together); decode tokens/s counts the tokens after
+    each answer's first (the prefill pass makes that one).
+
+    >>> m = Measured([], 10.0, 9.0, 11.0, 10.0, 2.0, 1.9, 2.1, 2.0, 1, 1, None, "estimate", True,
+    ...              prefill_energy_j=2.0, prefill_duration_s=0.5)
+    >>> f = phase_figures(m, 40, 10, 2)
+    >>> f["decode_energy_j"], f["prefill_energy_share"], f["energy_j_per_token"], f["time_to_first_token_s"]
+    (8.0, 0.2, 0.25, 0.25)
+    >>> f["decode_tokens_per_s"]
+    20.0
+    """
+    if m.prefill_energy_j is None or m.prefill_duration_s is None:
+        return {}
+    decode_e = max(0.0, m.energy_j - m.prefill_energy_j)
+    decode_s = max(0.0, m.duration_s - m.prefill_duration_s)
+    after_first = max(0, (generated_tokens or 0) - n_items)
+    return {"prefill_energy_j": m.prefill_energy_j, "decode_energy_j": decode_e,
+            "prefill_energy_share": m.prefill_energy_j / m.energy_j if m.energy_j else None,
+            "prefill_duration_s": m.prefill_duration_s, "decode_duration_s": decode_s,
+            "energy_j_per_token": m.energy_j / generated_tokens if generated_tokens else None,
+            "time_to_first_token_s": m.prefill_duration_s / batches if batches else None,
+            "decode_tokens_per_s": after_first / decode_s if decode_s > 0 else None}
 
 
 def idle_power_w(meter: Meter, seconds: float) -> float:

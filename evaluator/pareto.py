@@ -49,9 +49,13 @@ def suite_points(cells: Sequence[CellResult]) -> dict[str, list[SuitePoint]]:
         n = sum(c.n_items for c in cs)
         energy = sum(c.energy_j for c in cs)
         methods = sorted({c.energy_method for c in cs})
+        chances = [c.chance_accuracy for c in cs]
+        chance = sum(chances) / len(chances) if all(x is not None for x in chances) else None
+        lo = max(0.0, acc - half)
         out[suite].append(SuitePoint(
-            suite, model, variant, acc, max(0.0, acc - half), min(1.0, acc + half),
-            energy / n * 1000 if n else float("nan"), "+".join(methods), any(c.is_estimate for c in cs), n, len(cs)))
+            suite, model, variant, acc, lo, min(1.0, acc + half),
+            energy / n * 1000 if n else float("nan"), "+".join(methods), any(c.is_estimate for c in cs), n, len(cs),
+            chance_accuracy=chance, above_chance=None if chance is None else lo > chance))
     return {s: mark_frontier(p) for s, p in out.items()}
 
 
@@ -61,12 +65,24 @@ def mark_cells(cells: Sequence[CellResult], fronts: dict[str, list[SuitePoint]])
     return tuple(replace(c, on_frontier=(c.suite, c.model, c.variant) in on) for c in cells)
 
 
-def mark_frontier(points: list[SuitePoint]) -> list[SuitePoint]:
-    """Set on_frontier, indistinguishable and the energy grade of each point."""
+def gradable(point: SuitePoint, accuracy_floor: float | None = None) -> bool:
+    """Whether a point may get an energy grade: above chance at 95 % (where known) and at the floor or above.
+
+    A cell that answers no better than guessing earns no grade, however little energy it uses.
+    """
+    if point.above_chance is False:
+        return False
+    return accuracy_floor is None or point.accuracy >= accuracy_floor
+
+
+def mark_frontier(points: list[SuitePoint], accuracy_floor: float | None = None) -> list[SuitePoint]:
+    """Set on_frontier, indistinguishable and the energy grade of each point (graded points only)."""
     if not points:
         return points
     idx = frontier_indices([p.energy_j_per_1k for p in points], [p.accuracy for p in points])
-    grades = energy_grades([p.energy_j_per_1k for p in points])
+    ok = [gradable(p, accuracy_floor) for p in points]
+    graded = iter(energy_grades([p.energy_j_per_1k for p, g in zip(points, ok, strict=True) if g]))
+    grades = [next(graded) if g else "" for g in ok]
     out = []
     for i, p in enumerate(points):
         dominators = [points[j] for j in idx if points[j].energy_j_per_1k <= p.energy_j_per_1k
@@ -77,7 +93,7 @@ def mark_frontier(points: list[SuitePoint]) -> list[SuitePoint]:
 
 
 def energy_grades(energy: Sequence[float]) -> list[str]:
-    """A-E by position of each energy on a log scale between the run's lowest and highest."""
+    """A-E by position of each energy on a log scale between the lowest and highest given (the graded points)."""
     vals = [e for e in energy if e and e > 0]
     if not vals:
         return ["" for _ in energy]
@@ -94,7 +110,12 @@ def energy_grades(energy: Sequence[float]) -> list[str]:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """The lowest-energy point within ``tolerance_pts`` of the best accuracy, and the saving."""
+    """The lowest-energy point within ``tolerance_pts`` of the best accuracy, the saving, and how sure it is.
+
+    ``runner_up`` is the point the choice is compared with (the best, when the choice is another point; the
+    most accurate cheaper point, when the best is chosen); ``overlaps``: their 95 % intervals overlap, so the
+    accuracy difference between them is not statistically supported on these items.
+    """
 
     suite: str
     choice: SuitePoint
@@ -103,23 +124,58 @@ class Recommendation:
     accuracy_drop_pts: float
     energy_ratio: float
     text: str
+    runner_up: SuitePoint | None = None
+    overlaps: bool | None = None
+
+
+def _overlap(a: SuitePoint, b: SuitePoint) -> bool:
+    return a.accuracy_ci_low <= b.accuracy_ci_high and b.accuracy_ci_low <= a.accuracy_ci_high
+
+
+def _ci(p: SuitePoint) -> str:
+    return f"95% CI {p.accuracy_ci_low:.0%}-{p.accuracy_ci_high:.0%}"
 
 
 def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recommendation | None:
-    """Name the lowest-energy point within a tolerance of the best accuracy, as a plain sentence."""
+    """Name the lowest-energy point within a tolerance of the best accuracy, in plain sentences.
+
+    They say whether the difference to the runner-up is statistically supported (95 % interval overlap).
+    Points not better than chance are never chosen while any point is.
+    """
     if not points:
         return None
-    best = max(points, key=lambda p: (p.accuracy, -p.energy_j_per_1k))
-    ok = [p for p in points if (best.accuracy - p.accuracy) * 100 <= tolerance_pts + 1e-9]
+    eligible = [p for p in points if p.above_chance is not False] or list(points)
+    best = max(eligible, key=lambda p: (p.accuracy, -p.energy_j_per_1k))
+    ok = [p for p in eligible if (best.accuracy - p.accuracy) * 100 <= tolerance_pts + 1e-9]
     choice = min(ok, key=lambda p: (p.energy_j_per_1k, -p.accuracy))
     drop = (best.accuracy - choice.accuracy) * 100
     ratio = best.energy_j_per_1k / choice.energy_j_per_1k if choice.energy_j_per_1k > 0 else float("inf")
     est = " (estimated energy)" if choice.is_estimate or best.is_estimate else ""
+    runner_up, overlaps = None, None
     if choice is best:
-        others = [p for p in points if p is not best]
-        text = (f"{best.label} is both the most accurate ({best.accuracy:.1%}) and the lowest-energy choice "
-                f"within {tolerance_pts:g} points{est}." if others else f"{best.label} is the only point.")
+        cheaper = [p for p in eligible if p.energy_j_per_1k < best.energy_j_per_1k]
+        if len(points) == 1:
+            text = f"{best.label} is the only point."
+        elif not cheaper:
+            text = f"{best.label} is the most accurate ({best.accuracy:.1%}) and uses the least energy{est}."
+        else:
+            runner_up = max(cheaper, key=lambda p: (p.accuracy, -p.energy_j_per_1k))
+            overlaps = _overlap(best, runner_up)
+            saving = best.energy_j_per_1k / runner_up.energy_j_per_1k if runner_up.energy_j_per_1k > 0 else float("inf")
+            text = (f"{best.label} is the most accurate ({best.accuracy:.1%}, {_ci(best)}); every point that uses "
+                    f"less energy is more than {tolerance_pts:g} points less accurate: the closest, "
+                    f"{runner_up.label}, has {runner_up.accuracy:.1%} ({_ci(runner_up)}) and uses {saving:.1f}x "
+                    f"less energy{est}.")
+            if overlaps:
+                text += (" Their intervals overlap, so on these items the gap is not statistically supported: "
+                         "more items would tell whether the cheaper point is as good.")
     else:
+        runner_up, overlaps = best, _overlap(best, choice)
         text = (f"{choice.label} is within {drop:.1f} points of the best ({best.label}, {best.accuracy:.1%}) "
                 f"and uses {ratio:.1f}x less energy{est}.")
-    return Recommendation(choice.suite, choice, best, tolerance_pts, drop, ratio, text)
+        text += (" The two are statistically indistinguishable on these items (their 95% intervals overlap)."
+                 if overlaps else " The best is more accurate beyond chance variation (the 95% intervals do not "
+                 "overlap), by less than the tolerance.")
+    if choice.above_chance is False:
+        text += " Warning: no point is better than chance at 95% on this suite."
+    return Recommendation(choice.suite, choice, best, tolerance_pts, drop, ratio, text, runner_up, overlaps)

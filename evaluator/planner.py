@@ -57,23 +57,12 @@ DEFAULT_MPARAMS = 100.0
 
 @dataclass(frozen=True)
 class Fallback:
-    """A variant part that needs a CPU instruction set for its fast kernel."""
+    """A variant part that needs a CPU instruction set for its fast kernel (as the variant declares it)."""
 
     part: str
     needs: tuple[str, ...]  # any one of these /proc/cpuinfo flags gives the fast path
     slowdown: float  # documented slowdown vs fp32 without them
     why: str
-
-
-#: Documented slowdowns on AVX2-only CPUs (docs/benchmarks.md §4; /work ENVIRONMENT notes of 2026-11-23).
-FALLBACKS = {
-    "bf16": Fallback("bf16", ("avx512_bf16", "amx_bf16"), 5.0,
-                     "no native bfloat16 matmul without AVX512_BF16 or AMX (4.5-7x slower than fp32 measured)"),
-    "fp16": Fallback("fp16", ("avx512_fp16", "amx_fp16"), 4.5,
-                     "no native float16 matmul without AVX512_FP16 or AMX-FP16 (4.3-4.6x slower than fp32 measured)"),
-    "int8-dynamic": Fallback("int8-dynamic", ("avx512_vnni", "avx_vnni", "amx_int8"), 24.0,
-                             "no fast int8 kernel without VNNI or AMX (19-29x slower than fp32 measured)"),
-}
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
@@ -88,10 +77,23 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-def fallback_parts(variant: str, flags: Iterable[str]) -> list[Fallback]:
-    """The parts of a (composite) variant name that run on a slow fallback kernel on a CPU with ``flags``."""
-    have = set(flags)
-    return [FALLBACKS[p] for p in variant.split("+") if p in FALLBACKS and not have & set(FALLBACKS[p].needs)]
+def fallback_parts(variant: str, flags: Iterable[str], device: str = "cpu") -> list[Fallback]:
+    """The parts of a (composite) variant name that run on a slow fallback kernel on ``device`` with ``flags``.
+
+    Each variant declares what its fast kernel needs (``Variant.cpu_needs`` / ``cpu_fallback``,
+    evaluator/variants/base.py); this only asks them.
+    """
+    from evaluator.variants import VARIANTS, variant_class
+
+    have = frozenset(flags)
+    out = []
+    for name in variant.split("+"):
+        if name not in VARIANTS:
+            continue
+        v = variant_class(name)()
+        if v.fallback(device, have):
+            out.append(Fallback(name, v.cpu_needs, v.fallback_slowdown, v.fallback_why))
+    return out
 
 
 def mparams(params: Any) -> float:
@@ -378,7 +380,7 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
             backend = str(getattr(var, "backend", None) or default_backend)
             rate = _rate_for(rates, spec.name, var.name, backend)
             slow = 1.0
-            for fb in fallback_parts(var.name, flags):
+            for fb in fallback_parts(var.name, flags, "cuda" if config.device == "cuda" else "cpu"):
                 base = _rate_for(rates, spec.name, "fp32", backend)
                 if rate and rate.pass_s_per_item and base and base.pass_s_per_item:
                     ratio, how = (rate.mean("pass_s_per_item") or 0) / (base.mean("pass_s_per_item") or 1), \
@@ -533,6 +535,6 @@ def pull_estimate(name: str, params: Any = None, fmt: str | None = None) -> Pull
     return PullEstimate(dl, cache, assemble + dl / DOWNLOAD_MB_PER_S, False)
 
 
-__all__ = ["FALLBACKS", "CellEstimate", "GridEstimate", "PullEstimate", "cpu_flags", "detectable_pts",
+__all__ = ["CellEstimate", "GridEstimate", "PullEstimate", "cpu_flags", "detectable_pts",
            "estimate_grid", "fallback_parts", "fmt_seconds", "items_needed", "measured_rates", "mparams",
            "pull_estimate"]

@@ -27,6 +27,9 @@ class CellResult:
     accuracy: float | None = None
     accuracy_ci_low: float | None = None
     accuracy_ci_high: float | None = None
+    #: Accuracy of a uniform random guess on these items; above_chance: the 95 % interval lies above it.
+    chance_accuracy: float | None = None
+    above_chance: bool | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     scoring_method: str = ""
     task_type: str = ""
@@ -61,6 +64,35 @@ class CellResult:
     variant_params: dict[str, Any] = field(default_factory=dict)
     prompt_template: str = ""
     batch_size: int = 0
+    # --- prompt format (every task type) and generated answers (task type generation; None/empty otherwise).
+    # Token counts are summed over the cell's items (one pass); energies and durations are per pass, like
+    # energy_j. decode = total - prefill (prefill: the same prompts with max_new_tokens=1). energy_j_per_1k
+    # stays per 1,000 items, i.e. per 1,000 answered queries.
+    num_fewshot: int = 0
+    chat_template: bool = False
+    max_new_tokens: int | None = None
+    answer_extraction: str | None = None
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    stop_reasons: dict[str, int] = field(default_factory=dict)  # eos / stop / length -> items
+    truncation_rate: float | None = None  # share of items stopped by max_new_tokens
+    energy_j_per_token: float | None = None  # per generated token
+    prefill_energy_j: float | None = None
+    decode_energy_j: float | None = None
+    prefill_energy_share: float | None = None
+    prefill_duration_s: float | None = None
+    decode_duration_s: float | None = None
+    time_to_first_token_s: float | None = None  # prefill duration per batch
+    decode_tokens_per_s: float | None = None
+    # --- end of generation fields
+    # --- kernels and weight files (deployment runtimes, issue 14). fallback_kernel: the cell ran on a slow
+    # fallback kernel for its variant on this hardware (e.g. bf16 without AVX512_BF16/AMX), so it measures
+    # the fallback, not the method; fallback_reason says which and why. weights_sha256: the weight file the
+    # backend served (a GGUF, ONNX graph or OpenVINO IR; empty for torch, whose fingerprint is in cell_key).
+    fallback_kernel: bool = False
+    fallback_reason: str | None = None
+    weights_sha256: str = ""
+    # --- end of kernel fields
     cell_key: str = ""
     reused: bool = False
     on_frontier: bool = False
@@ -119,6 +151,9 @@ class SuitePoint:
     on_frontier: bool = False
     indistinguishable: bool = False
     grade: str = ""
+    #: Mean chance accuracy of the tasks; above_chance: the point's 95 % interval lies above it.
+    chance_accuracy: float | None = None
+    above_chance: bool | None = None
 
     @property
     def label(self) -> str:

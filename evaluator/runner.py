@@ -24,10 +24,10 @@ from typing import Any
 from evaluator.backends import Backend, get_backend
 from evaluator.cellkey import KeyContext, cell_key, reuse
 from evaluator.config import RunConfig
-from evaluator.environment import environment
+from evaluator.environment import environment, fallback_fields
 from evaluator.errors import FrugalError, ModelNotAvailable, VariantNotApplicable
 from evaluator.failures import describe
-from evaluator.measure import Measured, energy_per_item, idle_power_w, measure
+from evaluator.measure import Measured, energy_per_item, idle_power_w, measure, phase_figures
 from evaluator.meters import Meter, MeterOptions, create_meter
 from evaluator.meters.estimate import cpu_model
 from evaluator.models import ModelSpec, get_spec, load_registry, registry_source, resolve
@@ -177,8 +177,9 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
         key = cell_key(ctx.config, variant, t, kctx)
         ttype = get_task_type(t.type)
         if not serves.intersection(ttype.kinds):
-            _store_failed(ctx, t, names, f"task type {t.type} needs {' or '.join(ttype.kinds)} requests; backend "
-                                         f"{rt.backend.name} serves {', '.join(sorted(serves)) or 'none'} for "
+            _store_failed(ctx, t, names, f"refused before loading: {spec.name} ({spec.kind}) cannot do task type "
+                                         f"{t.type}, which needs {' or '.join(ttype.kinds)} requests; backend "
+                                         f"{rt.backend.name} serves only {', '.join(sorted(serves)) or 'none'} for "
                                          f"{spec.kind} models", key)
             continue
         if ctx.config.force or not _reused(ctx, t, key, names):
@@ -221,7 +222,8 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                 _store_failed(ctx, t, names, error, key)
                 continue
             ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **names, "status": "ok",
-                      "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method})
+                      "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method,
+                      "above_chance": cell.above_chance})
     finally:
         loaded.close()
         del loaded
@@ -233,7 +235,7 @@ def _reused(ctx: _Ctx, task: Task, key: str, names: dict[str, str]) -> bool:
     hit = reuse(ctx.store, ctx.run_id, key, task, names["model"], names["variant"])
     if hit is not None:
         ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": "reused",
-                  "accuracy": hit.accuracy, "energy_j": hit.energy_j})
+                  "accuracy": hit.accuracy, "energy_j": hit.energy_j, "above_chance": hit.above_chance})
     return hit is not None
 
 
@@ -244,20 +246,25 @@ def _measure_cell(ctx: _Ctx, loaded: Any, task: Task, variant: Composite, key: s
     items = task.select(cfg.limit)
     scoring = ttype.prepare(task, items, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
     m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w)
+    extra = ttype.cell_figures(task, m.scores, scoring)  # prompt format; generation: tokens, prefill/decode
+    extra.update(phase_figures(m, extra.get("generated_tokens"), len(m.scores), scoring.batches))
     return _cell(ctx, task, ttype.metrics(task, m.scores, scoring.method), scoring.method, m, loaded.name,
-                 variant, key, rt, load_s, footprint), _item_records(m)
+                 variant, key, rt, load_s, footprint, extra), _item_records(m)
 
 
 def _cell(ctx: _Ctx, task: Task, metrics: dict[str, float], method: str, m: Measured, model: str,
-          variant: Composite, key: str, rt: _Runtime, load_s: float, footprint: dict[str, Any]) -> CellResult:
+          variant: Composite, key: str, rt: _Runtime, load_s: float, footprint: dict[str, Any],
+          extra: dict[str, Any] | None = None) -> CellResult:
     from evaluator.carbon import gco2e
 
     n_items = len(m.scores)
     n_correct = sum(s.correct for s in m.scores)
     lo, hi = wilson_interval(n_correct, n_items)
+    chance = get_task_type(task.type).chance(task, task.select(ctx.config.limit))
     return CellResult(
         suite=task.suite, task=task.name, model=model, variant=variant.name, status="ok",
         n_items=n_items, n_correct=n_correct, accuracy=n_correct / n_items, accuracy_ci_low=lo, accuracy_ci_high=hi,
+        chance_accuracy=chance, above_chance=lo > chance,
         metrics=metrics, scoring_method=method, task_type=task.type, backend=rt.backend.name,
         backend_version=rt.backend.version(), energy_j=m.energy_j, active_energy_j=m.active_energy_j,
         energy_ci_low=m.energy_ci_low, energy_ci_high=m.energy_ci_high,
@@ -270,12 +277,13 @@ def _cell(ctx: _Ctx, task: Task, metrics: dict[str, float], method: str, m: Meas
         params=footprint.get("params"), nonzero_params=footprint.get("nonzero_params"),
         size_mb=footprint.get("size_mb"), peak_rss_mb=m.peak_rss_mb, weight_dtype=footprint.get("weight_dtype"),
         load_s=load_s, variant_params=variant.record(), prompt_template=task.prompt,
-        batch_size=ctx.config.batch_size, cell_key=key)
+        batch_size=ctx.config.batch_size, cell_key=key, **(extra or {}),
+        **fallback_fields(variant, rt.device), weights_sha256=footprint.get("weights_sha256") or "")
 
 
 def _item_records(m: Measured) -> list[ItemRecord]:
     return [ItemRecord(s.item_id, s.gold, s.pred, s.pred_norm, tuple(round(x, 5) for x in s.scores), s.target,
-                       s.output) for s in m.scores]
+                       s.output, s.is_correct) for s in m.scores]
 
 
 def _fail_all(ctx: _Ctx, todo: list[tuple[Task, str]], names: dict[str, str], error: str) -> None:
@@ -297,7 +305,9 @@ def load_result(source: str, store: str | None = None) -> RunResult:
         from evaluator.report import read_results_json
 
         return read_results_json(p)
-    st = Store(store, readonly=True)
+    st = Store(store, readonly=True) if store is None or Path(store).exists() else None
+    if st is None:
+        raise FrugalError(f"no run {source!r}: the store {store} does not exist (and {source!r} is not a file)")
     run_row = st.get_run(source)
     cells = tuple(st.cells(source))
     fronts = suite_points(cells)

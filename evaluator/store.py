@@ -156,7 +156,7 @@ class Store:
             exists and not os.access(self.path.parent, os.W_OK))
         if self.readonly:
             if not exists:
-                raise StoreError(f"results store {self.path} does not exist")
+                raise StoreError(f"results store {self.path} does not exist (no run has been stored there yet)")
             self._quick_check()
             return
         try:
@@ -172,7 +172,7 @@ class Store:
             self._quick_check()
 
     def _check_file(self) -> None:
-        """Cheap checks of an existing file: a database, whose length covers every page.
+        """Cheap checks of an existing file: an SQLite database with readable pages (quick_check does the rest).
 
         Through SQLite only: a plain open() and close() of the file would drop this process's SQLite locks.
         """
@@ -196,10 +196,8 @@ class Store:
             raise _sqlite_problem(self.path, exc) from None
         finally:
             db.close()
-        wal = Path(f"{self.path}-wal")
-        if pages and size < page * pages and not (wal.is_file() and wal.stat().st_size):
-            raise StoreError(f"results store {self.path} is truncated ({size} bytes, its header says "
-                             f"{page * pages}): move it aside (results in it are lost) or pass another --store")
+        if not pages or not page:
+            raise StoreError(f"results store {self.path} has no pages: move it aside or pass another --store")
 
     def _quick_check(self) -> None:
         """SQLite's quick_check, once per process for each (file, size, mtime)."""

@@ -20,6 +20,7 @@ from evaluator.errors import FrugalError, ValidationError, close_matches
 from evaluator.tasks import TASK_TYPES as _TASK_TYPE_REGISTRY
 from evaluator.tasks import get_task_type
 from evaluator.tasks.base import Item, Label, Task, render, template_fields
+from evaluator.tasks.prompting import CHAT_MODES
 from evaluator.texts import is_text, jsonl_objects, split_jsonl_lines, unclosed_quote_line
 from evaluator.yamlio import decode_text, key_line, line_of, load_yaml
 
@@ -70,7 +71,9 @@ def find_suite(name_or_path: str) -> Path:
 
 
 _SUITE_FIELDS = {"name", "description", "version", "licence", "tasks"}
-_TASK_FIELDS = {"name", "type", "description", "data", "prompt", "encoder_input", "labels", "metrics"}
+_TASK_FIELDS = {"name", "type", "description", "data", "prompt", "encoder_input", "labels", "metrics", "num_fewshot",
+                "chat"}
+MAX_FEWSHOT = 32
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -129,13 +132,14 @@ def _load_task(t: Any, suite: str, path: Path, index: int = 0, tasks_line: int |
         key = fld.split(".")[0].split("[")[0]
         return ValidationError(msg, file=f, line=key_line(t, key, line), field=fld)
 
-    _no_unknown(t, _TASK_FIELDS, f)
+    ttype = t.get("type")
+    kind = get_task_type(ttype) if isinstance(ttype, str) and ttype in TASK_TYPES else None
+    _no_unknown(t, _TASK_FIELDS | (kind.extra_fields if kind else set()), f)
     name = t.get("name")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise err("required: lower-case letters, digits, '-' or '_'", "name")
     description = _text_field(t, "description", f)
-    ttype = t.get("type")
-    if ttype not in TASK_TYPES:
+    if kind is None:
         raise err(f"must be one of {', '.join(TASK_TYPES)} (got {ttype!r})", "type")
     prompt = t.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -157,8 +161,18 @@ def _load_task(t: Any, suite: str, path: Path, index: int = 0, tasks_line: int |
     if ttype == "classification":
         labels = _parse_labels(t.get("labels"), err)
     elif t.get("labels") is not None:
-        raise err("multiple_choice tasks take their choices from each item, not 'labels'", "labels")
-    metrics = t.get("metrics", ["accuracy"])
+        raise err(f"{ttype} tasks take no 'labels' (multiple_choice: choices come with each item; generation: "
+                  f"targets)", "labels")
+    nshot = t.get("num_fewshot", 0)
+    if not isinstance(nshot, int) or isinstance(nshot, bool) or not 0 <= nshot <= MAX_FEWSHOT:
+        raise err(f"must be a whole number from 0 to {MAX_FEWSHOT} (examples from the train split)", "num_fewshot")
+    chat = t.get("chat", kind.default_chat)
+    if chat is True or chat is False:  # YAML reads on/off as booleans
+        chat = "on" if chat else "off"
+    if chat not in CHAT_MODES:
+        raise err(f"must be one of {', '.join(CHAT_MODES)} (got {chat!r})", "chat")
+    options = kind.parse_task(t, err)
+    metrics = t.get("metrics", ["exact_match"] if ttype == "generation" else ["accuracy"])
     if isinstance(metrics, str):
         metrics = [metrics]
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
@@ -184,7 +198,11 @@ def _load_task(t: Any, suite: str, path: Path, index: int = 0, tasks_line: int |
     train = tuple(i for i in items if i.split == "train")
     if not test:
         raise ValidationError("no test items (every item is split: train)", file=source, field="split")
-    return Task(suite, name, ttype, description, prompt, enc, labels, tuple(metrics), test, train, source)
+    if nshot > len(train):
+        raise err(f"num_fewshot {nshot} needs at least {nshot} items with split: train (the data has {len(train)})",
+                  "num_fewshot")
+    return Task(suite, name, ttype, description, prompt, enc, labels, tuple(metrics), test, train, source,
+                num_fewshot=nshot, chat=chat, options=options)
 
 
 def _parse_labels(raw: Any, err: Any) -> tuple[Label, ...]:
@@ -261,6 +279,12 @@ def _csv_rows(text: str, f: str) -> list[tuple[int, dict]]:
                 except (ValueError, RecursionError):
                     raise ValidationError("choices must be a JSON list, e.g. [\"a\", \"b\"]", file=f, line=n,
                                           field="choices") from None
+            if isinstance(obj.get("targets"), str) and obj["targets"].lstrip().startswith("["):
+                try:
+                    obj["targets"] = json.loads(obj["targets"])
+                except (ValueError, RecursionError):
+                    raise ValidationError("targets must be a JSON list, e.g. [\"5 ml\", \"5 millilitres\"]", file=f,
+                                          line=n, field="targets") from None
             answer = obj.get("answer")
             if isinstance(answer, str) and re.fullmatch(r"-?[0-9]{1,9}", answer.strip()):
                 obj["answer"] = int(answer.strip())
@@ -299,8 +323,11 @@ def _items(rows: list[tuple[int, dict]], shape: _Shape, f: str) -> list[Item]:
             if isinstance(obj[fld], str) and not is_text(obj[fld]):
                 raise bad("not valid Unicode text (an unpaired surrogate or a NUL character)", fld)
         choices, gold, target = get_task_type(shape.type).parse_item(obj, shape.labels, bad)
+        targets: tuple[str, ...] = ()
+        if isinstance(target, tuple):  # several acceptable answers (generation): the first is the target text
+            targets, target = target, target[0]
         fields = {k: v for k, v in obj.items() if k in shape.fields or k in ("question", "text")}
-        items.append(Item(iid, fields, choices, gold, split, diff, n, target))
+        items.append(Item(iid, fields, choices, gold, split, diff, n, target, targets))
     return items
 
 

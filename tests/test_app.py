@@ -462,6 +462,7 @@ def _tiny(store: Path, **kw) -> RunConfig:
     return RunConfig(**base)
 
 
+@pytest.mark.timeout(600)  # waits up to 400 s for the child job on a loaded machine
 def test_job_runs_to_completion_and_shows_in_app(home, tmp_path, app):
     from evaluator.jobs import get_job, list_jobs, start_job, wait_job
     from evaluator.store import Store
@@ -484,6 +485,7 @@ def test_job_runs_to_completion_and_shows_in_app(home, tmp_path, app):
     assert any("Run finished" in s.value and done.run_id in s.value for s in at.success)
 
 
+@pytest.mark.timeout(450)  # its wait_job allows 300 s on top of starting the job
 def test_cancel_job(home, tmp_path):
     from evaluator.jobs import cancel_job, get_job, start_job, wait_job
     from evaluator.store import Store
@@ -501,6 +503,7 @@ def test_cancel_job(home, tmp_path):
     assert cancel_job(job.job_id).status == "cancelled"  # a finished job: nothing to do
 
 
+@pytest.mark.timeout(450)  # its wait_job allows 300 s on top of starting the job
 def test_run_page_cancel_button(home, tmp_path, app):
     from evaluator.jobs import get_job, start_job, wait_job
 

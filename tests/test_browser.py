@@ -210,3 +210,36 @@ def test_queue_estimate_and_malformed_csv(server, output_dir):
             page.screenshot(path=str(output_dir / "upload-bad-csv.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_below_chance_cells_are_marked_and_badges_name_their_cell(server, fakes, tmp_path, output_dir):
+    """A stored run (fake backend: 5 items a task, far too few to clear chance) on the Frontier page: every
+    below-chance point is marked and gets no grade, and the badge picker's badge names model, variant, suite
+    and accuracy."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from evaluator.config import RunConfig
+    from evaluator.runner import run
+
+    url, _home, log = server
+    result = run(RunConfig(suites=("health",), models=("fake-lm", "fake-enc"), variants=("fake", "fake-lite"),
+                           limit=5, repeats=1, meter="estimate", idle_s=0, store=str(tmp_path / "store.sqlite"),
+                           models_file=str(fakes)))
+    points = result.frontiers["health"]
+    below = [p for p in points if p.above_chance is False]
+    assert below and all(p.grade == "" for p in below)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(f"{url}/frontier?run={result.run_id}&suite=health", wait_until="domcontentloaded")
+            expect(page.get_by_text("Energy grades").first).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("not above chance").first).to_be_visible(timeout=30_000)
+            page.get_by_text("Energy label badges (SVG / PNG)").first.click()
+            caption = page.get_by_text(" on health: energy grade").first
+            expect(caption).to_be_visible(timeout=30_000)
+            assert "accuracy" in caption.inner_text()
+            page.screenshot(path=str(output_dir / "below-chance.png"), full_page=True)
+        finally:
+            browser.close()
+        assert "Traceback" not in log.read_text()

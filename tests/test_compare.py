@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,204 @@ def test_cli_compare_exit_codes(tmp_path, capsys):
     out = capsys.readouterr()
     assert "REGRESSION" in out.out and "1 regression(s)" in out.err
     assert main(["compare", "nope", str(pb), "--store", str(Path(tmp_path) / "empty.sqlite")]) == 2
+
+
+# ------------------------------------------------------------------ edges (each kills a mutant; docs/testing.md)
+def _grid() -> tuple[RunResult, RunResult]:
+    """Every kind of cell a comparison meets, in an order where a skipped cell comes first."""
+    from dataclasses import replace
+
+    base = [True] * 80 + [False] * 20
+    worse = [False] * 8 + [True] * 72 + [False] * 20
+    better = [True] * 90 + [False] * 10
+    long_error = "e" * 250 + "\nsecond line"
+    no_energy = CellResult("s", "no-energy", "m", "fp32", "ok", n_items=100, n_correct=80, accuracy=0.8)
+    empty = CellResult("s", "empty", "m", "fp32", "ok", energy_method="estimate")  # no items: nothing to test
+    a = make_run("A", [
+        CellResult("s", "was-broken", "m", "fp32", "failed", error="oom"),  # failed and missing from B
+        cell("paired", 0.80, 10.0), cell("subset", 0.80, 10.0), cell("cheaper", 0.8, 20.0, spread=0.01),
+        cell("big", 0.8, 250.0, n=2), cell("methods", 0.8, 10.0), cell("small", 0.8, 1.25), no_energy,
+        cell("none-b", 0.8, 10.0), CellResult("s", "broken-a", "m", "fp32", "failed", error="oom"),
+        cell("long", 0.8, 10.0), cell("both-worse", 0.8, 10.0, n=300), empty, cell("gone", 0.7, 5.0)])
+    b = make_run("B", [
+        cell("paired", 0.72, 10.0), cell("subset", 0.90, 10.0), cell("cheaper", 0.8, 10.0, spread=0.01),
+        cell("big", 0.8, 260.0, n=2, repeats=1), cell("methods", 0.8, 30.0, method="rapl"), cell("small", 0.8, 1.3),
+        no_energy, CellResult("s", "none-b", "m", "fp32", "failed"), cell("broken-a", 0.8, 10.0),
+        CellResult("s", "long", "m", "fp32", "failed", error=long_error), cell("both-worse", 0.6, 20.0, n=300),
+        empty, cell("new", 0.8, 10.0)])
+    key = ("s", "{}", "m", "fp32")
+    items_a = {tuple(k.format(t) for k in key): _items(base) for t in ("paired", "subset")}
+    items_b = {tuple(k.format("paired") for k in key): _items(worse),
+               tuple(k.format("subset") for k in key): _items(better)[:90]}  # B scored 90 of the 100 items
+    return replace(a, items=items_a), replace(b, items=items_b)
+
+
+GOLDEN = """\
+Comparing A = A with B = B: 12 matched cell(s), 5 regression(s)
+cell                   accuracy A -> B   change     test        p         J/1k A -> B         change  95% CIs         verdict
+---------------------  ----------------  ---------  ----------  --------  ------------------  ------  --------------  ----------
+s/paired m [fp32]      80.0% -> 72.0%    -8.0 pts   McNemar     0.00781   100 -> 100          +0%     overlap         REGRESSION
+s/subset m [fp32]      88.9% -> 100.0%   +11.1 pts  McNemar     0.00195   100 -> 100          +0%     overlap         better
+s/cheaper m [fp32]     80.0% -> 80.0%    +0.0 pts   z unpaired  1         200 -> 100          -50%    disjoint        better
+s/big m [fp32]         100.0% -> 100.0%  +0.0 pts   z unpaired  1         125,000 -> 130,000  +4%     n/a (1 repeat)  same
+s/methods m [fp32]     80.0% -> 80.0%    +0.0 pts   z unpaired  1         100 -> 300          +200%   disjoint        same
+s/small m [fp32]       80.0% -> 80.0%    +0.0 pts   z unpaired  1         12.50 -> 13.00      +4%     overlap         same
+s/no-energy m [fp32]   80.0% -> 80.0%    +0.0 pts   z unpaired  1         – -> –              -       n/a (1 repeat)  same
+s/none-b m [fp32]      ok -> failed                                                                                   REGRESSION
+s/broken-a m [fp32]    failed -> ok                                                                                   -
+s/long m [fp32]        ok -> failed                                                                                   REGRESSION
+s/both-worse m [fp32]  80.0% -> 60.0%    -20.0 pts  z unpaired  9.03e-08  33.33 -> 66.67      +100%   disjoint        REGRESSION
+s/empty m [fp32]       -                 -          n/a         -         – -> –              -       n/a (1 repeat)  same
+s/gone m [fp32]        ok -> missing                                                                                  REGRESSION
+
+Notes:
+  s/subset m [fp32]: paired on the 90 items both runs scored
+  unpaired: per-item predictions not available for both runs
+  energy not tested: an interval needs at least 2 repeats in both runs
+  s/methods m [fp32]: energy methods differ (estimate vs rapl): not comparable
+  s/none-b m [fp32]: not compared: B failed
+  s/broken-a m [fp32]: not compared: A failed
+  s/long m [fp32]: not compared: B failed
+  s/gone m [fp32]: not compared: missing in B
+
+Only in A (2):
+  s/was-broken m [fp32]
+  s/gone m [fp32]
+
+Only in B (1):
+  s/new m [fp32]
+
+Regressions:
+  s/paired m [fp32]: accuracy -8.0 pts (p = 0.00781, mcnemar (paired))
+  s/none-b m [fp32]: failed in B: no reason recorded
+  s/long m [fp32]: failed in B: {long}
+  s/both-worse m [fp32]: accuracy -20.0 pts (p = 9.03e-08, two-proportion z (unpaired)); energy +100% with non-overlapping 95% intervals
+  s/gone m [fp32]: ok in A, missing from B""".replace("{long}", "e" * 200)  # noqa: E501 (a table as printed)
+
+
+def test_render_of_every_kind_of_cell_is_exact():
+    """The whole table, checked once by hand against the rules in the module docstring."""
+    a, b = _grid()
+    assert compare(a, b).render() == GOLDEN
+
+
+def test_to_dict_carries_every_field_of_every_cell():
+    from dataclasses import fields
+
+    from evaluator.compare import CellDiff
+
+    a, b = _grid()
+    doc = compare(a, b).to_dict()
+    assert list(doc) == ["run_a", "run_b", "alpha", "energy_rise_threshold", "cells", "regressions", "only_a",
+                         "only_b"]
+    assert (doc["run_a"], doc["run_b"], doc["alpha"], doc["energy_rise_threshold"]) == ("A", "B", 0.05, 0.05)
+    assert doc["regressions"] == [["s", t, "m", "fp32"] for t in ("paired", "none-b", "long", "both-worse", "gone")]
+    assert doc["only_a"] == [["s", "was-broken", "m", "fp32"], ["s", "gone", "m", "fp32"]]
+    assert doc["only_b"] == [["s", "new", "m", "fp32"]]
+    assert all(list(c) == [f.name for f in fields(CellDiff)] for c in doc["cells"])
+    by = {c["task"]: c for c in doc["cells"]}
+    assert by["paired"] == {
+        "suite": "s", "task": "paired", "model": "m", "variant": "fp32", "status_a": "ok", "status_b": "ok",
+        "accuracy_a": 0.8, "accuracy_b": 0.72, "n_a": 100, "n_b": 100, "accuracy_change_pts": pytest.approx(-8.0),
+        "test": "mcnemar (paired)", "p_value": 2 / 2**8, "n_paired": 100, "a_only_correct": 8, "b_only_correct": 0,
+        "energy_j_per_1k_a": 100.0, "energy_j_per_1k_b": 100.0, "energy_ci_a": pytest.approx((98.0, 102.0)),
+        "energy_ci_b": pytest.approx((98.0, 102.0)), "energy_change": 0.0, "intervals_overlap": True,
+        "energy_methods": ("estimate", "estimate"), "notes": (), "regression": True,
+        "reasons": ("accuracy -8.0 pts (p = 0.00781, mcnemar (paired))",)}
+    assert by["cheaper"]["energy_ci_a"] == pytest.approx((198.0, 202.0)) and by["cheaper"]["n_paired"] == 0
+    assert (by["cheaper"]["a_only_correct"], by["cheaper"]["b_only_correct"]) == (None, None)
+    assert by["big"]["energy_ci_b"] is None and by["big"]["intervals_overlap"] is None
+    assert by["gone"] == {
+        "suite": "s", "task": "gone", "model": "m", "variant": "fp32", "status_a": "ok", "status_b": "missing",
+        "accuracy_a": 0.7, "accuracy_b": None, "n_a": 100, "n_b": 0, "accuracy_change_pts": None, "test": "n/a",
+        "p_value": None, "n_paired": 0, "a_only_correct": None, "b_only_correct": None, "energy_j_per_1k_a": 50.0,
+        "energy_j_per_1k_b": None, "energy_ci_a": None, "energy_ci_b": None, "energy_change": None,
+        "intervals_overlap": None, "energy_methods": ("", ""), "notes": ("not compared: missing in B",),
+        "regression": True, "reasons": ("ok in A, missing from B",)}
+
+
+def test_both_failed_is_not_compared_and_not_a_regression():
+    f = CellResult("s", "t", "m", "fp32", "failed", error="x")
+    d = diff_cells(f, f)
+    assert (d.regression, d.reasons, d.notes) == (False, (), ("not compared: A failed",))
+
+
+def _ci(j: float, lo: float | None, hi: float | None, n: int = 100, repeats: int = 3) -> CellResult:
+    return CellResult("s", "t", "m", "fp32", "ok", n_items=n, n_correct=n // 2, accuracy=0.5, energy_j=j,
+                      energy_ci_low=lo, energy_ci_high=hi, energy_j_per_1k=j / n * 1000 if n else None,
+                      energy_method="estimate", repeats=repeats)
+
+
+@pytest.mark.parametrize(("a", "b", "overlap"), [
+    (_ci(11, 10, 12), _ci(13, 12, 14), True),        # touching intervals overlap
+    (_ci(13, 12, 14), _ci(11, 10, 12), True),
+    (_ci(11, 10, 12), _ci(13, 12.5, 14), False),
+    (_ci(11, 10, 12, repeats=2), _ci(13, 12.5, 14, repeats=2), False),  # two repeats are enough
+    (_ci(11, 10, None), _ci(13, 12.5, 14), None),   # half an interval is no interval
+    (_ci(11, None, 12), _ci(13, 12.5, 14), None),
+    (_ci(11, 10, 12), _ci(13, 12.5, None), None),
+    (_ci(11, 11, 11), _ci(13, 12.5, 14), None),     # zero width: the repeats did not vary, nothing to test
+    (_ci(11, 10, 12, n=0), _ci(13, 12.5, 14), None),
+])
+def test_energy_intervals_and_their_overlap(a, b, overlap):
+    d = diff_cells(a, b)
+    assert d.intervals_overlap is overlap
+    assert ("energy not tested: an interval needs at least 2 repeats in both runs" in d.notes) is (overlap is None)
+    lo, hi = a.energy_ci_low, a.energy_ci_high
+    if a.n_items and lo is not None and hi is not None and hi > lo:
+        assert d.energy_ci_a == pytest.approx((lo * 10, hi * 10))  # J per 1,000 items
+
+
+@pytest.mark.parametrize(("e_a", "e_b", "change"), [(0.5, 0.6, 0.2), (0.0, 5.0, None), (None, 5.0, None),
+                                                    (5.0, None, None), (2.0, 0.0, -1.0)])
+def test_energy_change_needs_both_energies_and_a_positive_a(e_a, e_b, change):
+    a = replace_energy(cell("t", 0.8, 10.0), e_a)
+    b = replace_energy(cell("t", 0.8, 10.0), e_b)
+    d = diff_cells(a, b)
+    assert d.energy_change == (None if change is None else pytest.approx(change))
+
+
+def replace_energy(c: CellResult, per_1k: float | None) -> CellResult:
+    from dataclasses import replace
+
+    return replace(c, energy_j_per_1k=per_1k)
+
+
+def test_accuracy_change_needs_both_accuracies():
+    from dataclasses import replace
+
+    a, b = cell("t", 0.8, 10.0), cell("t", 0.7, 10.0)
+    for x, y in ((replace(a, accuracy=None), b), (a, replace(b, accuracy=None))):
+        d = diff_cells(x, y)
+        assert d.accuracy_change_pts is None and not d.regression
+
+
+def test_a_small_significant_gain_is_better_not_a_regression():
+    n = 100_000
+    a, b = cell("t", 0.800, 10.0, n=n), cell("t", 0.805, 10.0, n=n)
+    d = diff_cells(a, b)
+    assert d.p_value < 0.05 and d.accuracy_change_pts == pytest.approx(0.5) and not d.regression
+    assert "better" in compare(make_run("A", [a]), make_run("B", [b])).render()
+
+
+def test_a_gain_so_large_its_p_value_underflows_is_still_better():
+    """two_proportion_p(0, 1000, 1000, 1000) is exactly 0.0; the verdict must still be 'better'."""
+    a, b = cell("t", 0.0, 10.0, n=1000), cell("t", 1.0, 10.0, n=1000)
+    assert diff_cells(a, b).p_value == 0.0
+    assert compare(make_run("A", [a]), make_run("B", [b])).render().splitlines()[3].endswith("better")
+
+
+@pytest.mark.parametrize(("a", "b", "verdict"), [
+    (cell("t", 0.80, 10.0, n=100), cell("t", 0.85, 10.0, n=100), "same"),  # +5 pts, p = 0.35: not shown better
+    (cell("t", 0.8, 10.0, spread=0.15), cell("t", 0.8, 8.0, spread=0.15), "same"),  # -20 %, intervals overlap
+    (cell("t", 0.8, 10.0, spread=0.001), cell("t", 0.8, 9.6, spread=0.001), "same"),  # -4 %: under 5 %
+    (cell("t", 0.8, 10.0, spread=0.001), cell("t", 0.8, 9.0, spread=0.001), "better"),
+])
+def test_better_needs_significance_or_a_clear_energy_fall(a, b, verdict):
+    assert compare(make_run("A", [a]), make_run("B", [b])).render().splitlines()[3].split()[-1] == verdict
+
+
+def test_two_proportion_p_needs_items_on_both_sides():
+    assert two_proportion_p(0, 1, 1, 1) == pytest.approx(math.erfc(math.sqrt(2) / math.sqrt(2)))
+    assert two_proportion_p(1, 1, 0, 1) == two_proportion_p(0, 1, 1, 1)
+    assert two_proportion_p(1, 0, 1, 1) == 1.0 and two_proportion_p(1, 1, 1, 0) == 1.0

@@ -2,7 +2,8 @@
 
 Property-based (hypothesis). Families: suite.yaml, JSONL and CSV item files, table uploads (read_table +
 suite_from_table), models.yaml, run configs (eval.yaml and flags), zipped suites, results.json (read back by
-`frugal report` and `frugal compare`, hand-edited or damaged), plus YAML-level damage shared by all three
+`frugal report` and `frugal compare`, hand-edited or damaged), the SQLite results store (cut short,
+overwritten, appended to: read or refused naming it), plus YAML-level damage shared by all three
 YAML files (object-constructing tags, deep nesting, alias bombs, bad encodings, NUL
 bytes, empty files, garbage). For each case the library raises ValidationError (UploadError, a subclass, for
 uploads) whose attributes and message name the file, the line (where a line makes sense) and the field;
@@ -1437,5 +1438,59 @@ def test_cli_report_and_compare_on_a_damaged_results_json_exit_0_or_2(bud, tmp_p
             assert "Traceback" not in err and "internal error" not in err, err
             if code == 2:
                 assert str(bad) in err, err
+
+    check()
+
+
+# ------------------------------------------------------------------------------------ the SQLite results store
+@st.composite
+def store_damage(draw: Any) -> tuple[str, int, bytes]:
+    """One way a store file gets damaged: cut short, bytes overwritten (header, a page, anywhere), garbage appended."""
+    kind = draw(st.sampled_from(["truncate", "overwrite", "header", "zero_page", "append"]))
+    offset = draw(st.integers(0, 120_000))
+    data = draw(st.binary(min_size=1, max_size=64))
+    return kind, offset, data
+
+
+def _damaged_store(src: Path, dst: Path, case: tuple[str, int, bytes]) -> None:
+    kind, offset, data = case
+    raw = bytearray(src.read_bytes())
+    offset %= max(1, len(raw))
+    if kind == "truncate":
+        raw = raw[:offset]
+    elif kind == "overwrite":
+        raw[offset:offset + len(data)] = data
+    elif kind == "header":
+        raw[offset % 100:offset % 100 + len(data)] = data
+    elif kind == "zero_page":
+        page = int.from_bytes(raw[16:18], "big") or 4096
+        start = (offset // page) * page
+        raw[start:start + page] = bytes(page)
+    else:
+        raw += data
+    dst.write_bytes(bytes(raw))
+
+
+@budget(60)
+def test_a_damaged_store_is_read_or_refused_naming_it(bud, tmp_path, fuzz_count, capsys):
+    """`frugal runs` and `frugal report` on a damaged store: exit 0 or 2 naming the store, never a traceback."""
+    base = tmp_path / "base.sqlite"
+    shutil.copy(Path(__file__).parent / "fixtures" / "v1_store.sqlite", base)
+    with sqlite3.connect(base) as db:  # the fixture is one run of 24 cells, written by the first release
+        run_id = db.execute("SELECT run_id FROM runs").fetchone()[0]
+
+    @fuzz(bud, case=store_damage(), command=st.sampled_from(["runs", "report"]))
+    def check(case, command):
+        fuzz_count()
+        with sandbox(tmp_path) as d:
+            store = d / "s.sqlite"
+            _damaged_store(base, store, case)
+            argv = (["runs", "--store", str(store)] if command == "runs" else
+                    ["report", run_id, "--store", str(store), "--out", str(d / "r.html")])
+            code, _out, err = cli(argv, capsys)
+            assert code in (0, 2), (case[0], code, err)
+            assert "Traceback" not in err and "internal error" not in err, err
+            if code == 2:
+                assert str(store) in err, err
 
     check()

@@ -218,6 +218,12 @@ def test_a_point_missing_from_recorded_frontiers_is_incomplete():
         "accuracy cannot be checked"]
 
 
+def test_a_result_without_a_frontiers_attribute_is_recomputed():
+    cells = (cell("s", "t", "A", "fp32", 0.4, 10.0),)
+    assert check_gates(SimpleNamespace(cells=cells), Gates(min_accuracy=0.5)) == [
+        "min_accuracy: suite s, A:fp32 accuracy 40.0% is below the minimum 50.0% (missed by 10.0 pts)"]
+
+
 def test_gates_use_the_runs_recorded_frontiers():
     cells = [cell("s", "t", "A", "fp32", 0.8, 10.0)]
     (p,) = suite_points(cells)["s"]
@@ -241,6 +247,12 @@ def test_pairs_are_per_suite():
         "min_accuracy: suite s2, B:fp32 accuracy 30.0% is below the minimum 50.0% (missed by 20.0 pts)"]
     assert check_gates(bare(cells), Gates(require_on_frontier=("B:fp32", "A:fp32"))) == [
         "require_on_frontier: suite s1 has no cells for B:fp32"]
+    cells.append(cell("s1", "t", "C", "fp32", 0.7, 20.0, n=10_000))  # dominated by A in s1; absent from s2
+    assert check_gates(bare(cells), Gates(require_on_frontier=("B:fp32", "C:fp32"))) == [
+        "require_on_frontier: suite s1 has no cells for B:fp32",  # ...and the next reference is still checked
+        "require_on_frontier: suite s1, C:fp32 (70.0%, 20 J/1k) is not on the Pareto frontier; dominated by A:fp32 "
+        "(80.0%, 10 J/1k); it is 10.0 pts less accurate and uses 2x the energy of the cheapest",
+        "require_on_frontier: suite s2 has no cells for C:fp32"]
     assert check_gates(bare(cells), Gates(max_accuracy_drop=1, baseline="B:fp32")) == [
         "max_accuracy_drop: suite s1 has no cells for the baseline B:fp32"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from evaluator.store import Store
 
 
@@ -19,6 +21,7 @@ def test_small_store_holds_only_small_run_even_after_others_write_to_the_shared_
 
 
 def test_each_test_gets_its_own_copy(small_run, small_store, tmp_path):
-    assert small_store.parent == tmp_path and small_store != small_run.store_path
+    assert small_store.parent == tmp_path and small_store.resolve() != Path(small_run.store_path).resolve()
     Store(small_store).delete_run(small_run.run_id)  # harmless: the next test's copy is fresh
     assert Store(small_store).list_runs() == []
+    assert small_run.run_id in [r["run_id"] for r in Store(small_run.store_path).list_runs()]

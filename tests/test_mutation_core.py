@@ -214,3 +214,9 @@ def test_wilson_interval_edges():
     # z is used: by hand with z = 1, p = 0.3, n = 100: centre 0.305 / 1.01, half sqrt(0.0021 + 0.000025) / 1.01
     centre, half = 0.305 / 1.01, math.sqrt(0.0021 + 0.000025) / 1.01
     assert wilson_interval(30, 100, z=1.0) == pytest.approx((centre - half, centre + half), rel=1e-12)
+
+
+def test_mcnemar_one_discordant_pair_and_unequal_lengths():
+    assert mcnemar([True, True], [False, True]) == {"a_only": 1, "b_only": 0, "p_value": 1.0}
+    with pytest.raises(ValueError, match="^paired test needs the same items in both$"):
+        mcnemar([True, False], [True])

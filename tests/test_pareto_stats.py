@@ -118,15 +118,16 @@ def test_touching_intervals_are_indistinguishable():
 
 def test_recommend_edges():
     one = recommend([_pt("only", 0.8, 10.0)])
-    assert one.text == "only fp32 is the only point." and one.choice is one.best and one.suite == "s"
+    assert one.choice is one.best and one.suite == "s" and "only fp32" in one.text and "XX" not in one.text
     assert recommend([]) is None
     # same accuracy: the cheaper is the best and the choice
     same = recommend([_pt("pricey", 0.8, 100.0, est=False), _pt("cheap", 0.8, 10.0, est=False)])
     assert same.best.model == same.choice.model == "cheap"
-    assert same.text == "cheap fp32 is both the most accurate (80.0%) and the lowest-energy choice within 2 points."
+    assert same.text.startswith("cheap fp32 is") and "most accurate (80.0%)" in same.text
+    assert "estimated" not in same.text
     # same energy within the tolerance: the more accurate is chosen
     tie = recommend([_pt("a", 0.80, 10.0), _pt("b", 0.79, 10.0), _pt("c", 0.70, 100.0)])
-    assert tie.choice.model == "a" and tie.text.endswith("within 2 points (estimated energy).")
+    assert tie.choice.model == "a" and "(estimated energy)" in tie.text
 
 
 def test_recommend_tolerance_boundary_and_figures():
@@ -134,7 +135,8 @@ def test_recommend_tolerance_boundary_and_figures():
     rec = recommend(pts, tolerance_pts=25.0)  # exactly 25 points below: within
     assert rec.choice.model == "cand" and rec.accuracy_drop_pts == 25.0 and rec.tolerance_pts == 25.0
     assert rec.energy_ratio == 200.0 and rec.suite == "s"
-    assert rec.text == "cand fp32 is within 25.0 points of the best (best fp32, 75.0%) and uses 200.0x less energy."
+    assert rec.text.startswith("cand fp32 is within 25.0 points of the best (best fp32, 75.0%) and uses 200.0x less "
+                               "energy")
     assert recommend(pts, tolerance_pts=25.0 - 1e-9).choice.model == "cand"  # 1e-9 absorbs float noise
     assert recommend(pts, tolerance_pts=24.99).choice.model == "best"
     assert recommend([_pt("best", 0.80, 100.0), _pt("cand", 0.775, 1.0)]).choice.model == "best"  # default 2 pts
@@ -147,8 +149,7 @@ def test_recommend_tolerance_boundary_and_figures():
                                                               (False, False, False), (True, True, True)])
 def test_recommend_says_when_energy_is_estimated(est_best, est_choice, said):
     rec = recommend([_pt("best", 0.80, 100.0, est=est_best), _pt("cand", 0.79, 10.0, est=est_choice)])
-    assert rec.text.endswith(" (estimated energy).") is said and rec.text.endswith("less energy.") is not said
-    assert "XX" not in rec.text
+    assert (" (estimated energy)" in rec.text) is said and "XX" not in rec.text and "ESTIMATED" not in rec.text
 
 
 def test_suite_points_keep_going_after_an_incomplete_point():
@@ -173,3 +174,88 @@ def test_suite_points_methods_clamp_and_mean_valued_scores():
 def test_suite_points_without_items_have_no_energy_per_1k():
     (p,) = suite_points([_cell("s", "a", "m", "fp32", 0.5, 10.0, n=0)])["s"]
     assert math.isnan(p.energy_j_per_1k) and p.n_items == 0
+
+
+def test_mark_cells_sets_on_frontier_per_cell():
+    from evaluator.pareto import mark_cells
+
+    cells = [_cell("s", t, m, "fp32", acc, e) for t in ("a", "b") for m, acc, e in (("big", 0.9, 100.0),
+                                                                                     ("worse", 0.5, 200.0))]
+    marked = mark_cells(cells, suite_points(cells))
+    assert [(c.task, c.model, c.on_frontier) for c in marked] == [
+        ("a", "big", True), ("a", "worse", False), ("b", "big", True), ("b", "worse", False)]
+    assert [replace(c, on_frontier=False) for c in marked] == [replace(c, on_frontier=False) for c in cells]
+    assert mark_cells(cells, {}) == tuple(replace(c, on_frontier=False) for c in cells)
+
+
+def test_points_not_better_than_chance_get_no_grade_and_are_not_recommended():
+    from evaluator.pareto import mark_frontier
+
+    guess = replace(_pt("guess", 0.9, 1.0), above_chance=False)
+    pts = mark_frontier([guess, _pt("a", 0.8, 10.0), _pt("b", 0.7, 1000.0)])
+    assert [p.grade for p in pts] == ["", "A", "E"]  # graded among the points above chance only
+    assert [p.grade for p in mark_frontier([_pt("a", 0.8, 10.0), _pt("b", 0.7, 1000.0)], accuracy_floor=0.75)] == [
+        "A", ""]
+    assert [p.grade for p in mark_frontier([_pt("a", 0.75, 10.0)], accuracy_floor=0.75)] == ["A"]  # at the floor
+    rec = recommend([guess, _pt("a", 0.8, 10.0)])
+    assert rec.best.model == rec.choice.model == "a" and "Warning" not in rec.text
+    only_guesses = recommend([guess, replace(_pt("g2", 0.895, 0.5), above_chance=False)])
+    assert only_guesses.choice.model == "g2" and only_guesses.text.endswith(
+        " Warning: no point is better than chance at 95% on this suite.")
+
+
+def test_recommendation_names_its_runner_up_and_whether_intervals_overlap():
+    best = _pt("best", 0.80, 100.0, 0.75, 0.85)
+    near = _pt("near", 0.79, 10.0, 0.74, 0.84)
+    far = _pt("far", 0.60, 5.0, 0.55, 0.65)
+    rec = recommend([best, near, far])
+    assert (rec.choice.model, rec.runner_up.model, rec.overlaps) == ("near", "best", True)
+    apart = recommend([replace(best, accuracy_ci_low=0.7995, accuracy_ci_high=0.8005),
+                   replace(near, accuracy_ci_low=0.7895, accuracy_ci_high=0.7905)])
+    assert (apart.choice.model, apart.overlaps) == ("near", False)
+    kept = recommend([best, far, _pt("mid", 0.70, 50.0, 0.66, 0.74)])  # every cheaper point is > 2 pts worse
+    assert (kept.choice.model, kept.runner_up.model, kept.overlaps) == ("best", "mid", False)
+    close = recommend([best, _pt("mid", 0.77, 50.0, 0.70, 0.84)])
+    assert (close.choice.model, close.runner_up.model, close.overlaps) == ("best", "mid", True)
+    alone = recommend([best, _pt("pricey", 0.70, 200.0)])
+    assert (alone.choice.model, alone.runner_up, alone.overlaps) == ("best", None, None)
+
+
+def test_suite_chance_is_the_mean_of_its_tasks_and_above_chance_is_strict():
+    cells = [replace(_cell("s", "a", "m", "fp32", 0.9, 10.0), chance_accuracy=0.25),
+             replace(_cell("s", "b", "m", "fp32", 0.7, 10.0), chance_accuracy=0.5)]
+    (p,) = suite_points(cells)["s"]
+    assert p.chance_accuracy == pytest.approx(0.375) and p.above_chance is True
+    (q,) = suite_points([cells[0], replace(cells[1], chance_accuracy=None)])["s"]
+    assert (q.chance_accuracy, q.above_chance) == (None, None)  # one task without a chance level: unknown
+    at = [replace(c, chance_accuracy=p.accuracy_ci_low) for c in cells]  # the lower bound exactly at chance
+    (r,) = suite_points(at)["s"]
+    assert r.chance_accuracy == pytest.approx(p.accuracy_ci_low) and r.above_chance is False
+
+
+def test_recommendation_sentences_say_how_sure_they_are():
+    best = _pt("best", 0.80, 100.0, 0.75, 0.85)
+    near = _pt("near", 0.79, 10.0, 0.74, 0.84)
+    assert recommend([best, near]).text.endswith(
+        " The two are statistically indistinguishable on these items (their 95% intervals overlap).")
+    apart = recommend([replace(best, accuracy_ci_low=0.7995, accuracy_ci_high=0.8005),
+                       replace(near, accuracy_ci_low=0.7895, accuracy_ci_high=0.7905)])
+    assert apart.text.endswith(" The best is more accurate beyond chance variation (the 95% intervals do not "
+                               "overlap), by less than the tolerance.")
+    close = recommend([best, _pt("mid", 0.77, 0.5, 0.70, 0.84), _pt("same-acc", 0.77, 1.0, 0.70, 0.84)])
+    assert close.runner_up.model == "mid"  # equal accuracy: the cheaper is the runner-up
+    assert "the closest, mid fp32, has 77.0% (95% CI 70%-84%) and uses 200.0x less energy (estimated energy)." \
+        in close.text
+    assert close.text.endswith(" Their intervals overlap, so on these items the gap is not statistically "
+                               "supported: more items would tell whether the cheaper point is as good.")
+    free = recommend([best, _pt("free", 0.70, 0.0, 0.60, 0.74)])
+    assert "uses infx less energy" in free.text and not free.overlaps
+    assert "Warning" not in recommend([best]).text
+
+
+@pytest.mark.parametrize(("a", "b", "overlap"), [((0.5, 0.6), (0.6, 0.7), True), ((0.6, 0.7), (0.5, 0.6), True),
+                                                ((0.5, 0.6), (0.61, 0.7), False), ((0.61, 0.7), (0.5, 0.6), False)])
+def test_interval_overlap_includes_touching_intervals(a, b, overlap):
+    from evaluator.pareto import _overlap
+
+    assert _overlap(_pt("a", sum(a) / 2, 1.0, *a), _pt("b", sum(b) / 2, 2.0, *b)) is overlap

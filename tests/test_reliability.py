@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.store import Store
+from evaluator.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_YAML = ROOT / "models.yaml"
@@ -359,7 +359,7 @@ def test_store_uses_wal_short_transactions_and_waits_when_busy(tmp_path):
     assert len(store.cells(run_id)) == 1
     # a failing body is rolled back once and its own error comes out (the body is never re-run)
     calls = []
-    with pytest.raises(sqlite3.OperationalError, match="database is locked"), store._tx() as db:
+    with pytest.raises(StoreError, match="database is locked"), store._tx() as db:
         calls.append(1)
         db.execute("INSERT INTO runs (run_id, created_at, status, config_json) VALUES ('x', 'now', 'r', '{}')")
         raise sqlite3.OperationalError("database is locked")

@@ -42,13 +42,16 @@ MIN_COSINE = {"fp32": 0.99999, "bf16": 0.998, "fp16": 0.998, "int8-dynamic": 0.9
 #: |log-lik - fp32| per choice, nats). Measured on 2 x 8 items: bf16 (1.0, 0.14), fp16 (1.0, 0.02),
 #: int8-dynamic (0.94, 0.50), int8-weight-only (1.0, 0.19), bnb-int8 (0.75, 0.44), bnb-nf4 (0.63, 4.1),
 #: magnitude-30 (0.62, 6.1), magnitude-50 (0.44, 10), structured-25 (0.38, 66), structured-50 (0.69, 67).
-#: ``None``: no closeness promised (SmolLM2 pruned without recovery training moves by many nats; the
-#: test then only checks that log-likelihoods stay finite).
-CAUSAL_CLOSE: dict[str, tuple[float, float] | None] = {
+#: SmolLM2 pruned without recovery training moves by many nats, so for the last three these are bounds
+#: rather than closeness: measured on the 2 x 4 contract items (CPU, fp32 scoring, deterministic):
+#: magnitude-50 (0.50, 10.5), structured-25 (0.375, 41.5), structured-50 (0.625, 41.7); limits allow 2x the
+#: measured shift (1.9x for structured) and at least 1-2 of the 8 best choices kept; they fail a variant
+#: whose effect grows well beyond what was measured, where ``None`` used to accept anything finite.
+CAUSAL_CLOSE: dict[str, tuple[float, float]] = {
     "fp32": (1.0, 1e-4), "bf16": (0.75, 0.5), "fp16": (0.75, 0.3), "int8-dynamic": (0.6, 1.5),
     "int8-weight-only": (0.75, 0.6), "bnb-int8": (0.5, 1.5), "bnb-nf4": (0.25, 8.0),
-    "prune-magnitude-30": (0.25, 12.0), "prune-magnitude-50": None,
-    "prune-structured-25": None, "prune-structured-50": None,
+    "prune-magnitude-30": (0.25, 12.0), "prune-magnitude-50": (0.25, 21.0),
+    "prune-structured-25": (0.125, 80.0), "prune-structured-50": (0.25, 80.0),
 }
 
 
@@ -230,10 +233,9 @@ def test_outputs_stay_close_to_fp32(cell: Cell, refs: dict[str, Reference]) -> N
     agree = sum(a.pred == b.pred for a, b in pairs) / len(pairs)
     diffs = [abs(x - y) for a, b in pairs for x, y in zip(a.scores, b.scores, strict=True)]
     mean_diff = sum(diffs) / len(diffs)
-    limits = CAUSAL_CLOSE[cell.variant]
+    min_agree, max_mean_diff = CAUSAL_CLOSE[cell.variant]
     assert all(math.isfinite(d) for d in diffs)
-    if limits is not None:
-        assert agree >= limits[0] and mean_diff <= limits[1], f"agree {agree:.2f}, mean |dll| {mean_diff:.3f}"
+    assert agree >= min_agree and mean_diff <= max_mean_diff, f"agree {agree:.2f}, mean |dll| {mean_diff:.3f}"
 
 
 # ------------------------------------------------------------------------------------- compositions

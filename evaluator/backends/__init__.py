@@ -7,6 +7,7 @@ one line in ``BACKENDS``, and variants that name it in their ``backends``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from functools import cache
 
 from evaluator.backends.base import (
@@ -27,6 +28,9 @@ from evaluator.errors import FrugalError, close_matches
 BACKENDS: dict[str, str] = {
     "torch": "evaluator.backends.torch_hf:TorchBackend",
     "fake": "evaluator.backends.fake:FakeBackend",
+    "llamacpp": "evaluator.backends.llamacpp:LlamaCppBackend",
+    "onnxruntime": "evaluator.backends.onnxrt:OnnxRuntimeBackend",
+    "openvino": "evaluator.backends.openvino_backend:OpenVinoBackend",
 }
 
 
@@ -39,5 +43,12 @@ def get_backend(name: str) -> Backend:
     return getattr(importlib.import_module(mod), cls)()
 
 
+def backend_availability(name: str) -> str | None:
+    """None when backend ``name``'s runtime is installed here, else why not (without importing it)."""
+    needs = getattr(type(get_backend(name)), "needs", ())
+    lacking = [m for m in needs if importlib.util.find_spec(m) is None]
+    return f"{', '.join(lacking)} not installed (pip install -e '.[runtimes]')" if lacking else None
+
+
 __all__ = ["BACKENDS", "EMBEDDING", "GENERATION", "LOGLIKELIHOOD", "REQUEST_KINDS", "Backend", "Generation",
-           "GenerationRequest", "Loaded", "LoglikRequest", "Unsupported", "get_backend"]
+           "GenerationRequest", "backend_availability", "Loaded", "LoglikRequest", "Unsupported", "get_backend"]

@@ -7,6 +7,12 @@ are reproducible and reuse can be checked exactly. Each request costs a fixed am
 estimate meter sees energy in proportion. Failures are injected by text: a request whose context holds a
 ``fail_when`` string raises out-of-memory, NaN outputs or an error, as a real runtime would.
 
+Generation: a "token" is a word (or a newline). The answer is ``replies[key]`` for the first key the prompt
+contains, else words drawn from a hash of (seed, prompt); each answer ends with EOS, unless
+``max_new_tokens`` or a stop text ends it first. The prompt costs one unit of work and so does each generated
+token, so a prefill pass (max_new_tokens=1) costs less than the whole pass. ``chat_template: true``
+gives the model a simple chat template.
+
 It imports neither torch nor transformers: a grid of fake cells runs in milliseconds.
 """
 
@@ -20,7 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.backends.base import EMBEDDING, LOGLIKELIHOOD, Backend, Loaded, LoglikRequest
+from evaluator.backends.base import (
+    EMBEDDING,
+    GENERATION,
+    LOGLIKELIHOOD,
+    Backend,
+    Generation,
+    GenerationRequest,
+    Loaded,
+    LoglikRequest,
+)
 from evaluator.errors import FrugalError
 from evaluator.failures import NonFiniteOutputs
 
@@ -44,14 +59,20 @@ class FakeConfig:
     #: {text: "oom" | "nan" | "error"}: fail a request whose context contains ``text``.
     fail_when: dict[str, str] = field(default_factory=dict)
     params: int = 1_000_000
+    #: {text: answer}: a prompt containing ``text`` is answered with ``answer`` (then EOS).
+    replies: dict[str, str] = field(default_factory=dict)
+    #: Whether the model has a chat template (``<|user|>...<|assistant|>``).
+    chat_template: bool = False
 
+
+_WORDS = ("the", "answer", "is", "42", "7.5", "tablets", "daily", "\n", "2030", "million", "yes", "no")
 
 class FakeBackend(Backend):
     """Deterministic hash-based scores and embeddings; no weights, no torch."""
 
     name = "fake"
     description = "deterministic test backend (no weights): hash-based scores, CPU work in proportion"
-    capabilities = {"causal-lm": frozenset({LOGLIKELIHOOD}), "encoder": frozenset({EMBEDDING})}
+    capabilities = {"causal-lm": frozenset({LOGLIKELIHOOD, GENERATION}), "encoder": frozenset({EMBEDDING})}
 
     def load(self, resolved: ResolvedModel, variant: Composite, device: str) -> FakeLoaded:
         """Read ``fake.json`` from the model's folder."""
@@ -129,6 +150,45 @@ class FakeLoaded(Loaded):
             v = np.array(struct.unpack(f"{_DIM}h", raw[: 2 * _DIM]), dtype=np.float32)
             rows.append(v / (np.linalg.norm(v) or 1.0))
         return np.stack(rows) if rows else np.zeros((0, _DIM), dtype=np.float32)
+
+    def generate(self, prepared: Any, batch_size: int) -> list[Generation]:
+        """Replies from ``replies`` or hash-drawn words; EOS, stop texts and max_new_tokens end them."""
+        if self.kind != "causal-lm":
+            return super().generate(prepared, batch_size)
+        out = []
+        for req in prepared:
+            assert isinstance(req, GenerationRequest)
+            self._check(req.prompt)
+            self._burn(req.prompt)  # prefill
+            reply = next((v for k, v in self.config.replies.items() if k in req.prompt), None)
+            if reply is None:
+                h = _h(self.config.seed, req.prompt)
+                reply = " ".join(_WORDS[b % len(_WORDS)] for b in h[1:2 + h[0] % 12])
+            words = [w for w in reply.replace("\n", " \n ").split(" ") if w]
+            text, reason, count = "", "length", 0
+            for w in [*words, None][:req.max_new_tokens]:
+                count += 1
+                if w is None:
+                    reason = "eos"
+                    break
+                self._burn(w)  # decode work per token
+                text += ("" if w == "\n" or not text or text.endswith("\n") else " ") + w
+                cut = min((p for p in (text.find(s) for s in req.stop) if p >= 0), default=-1)
+                if cut >= 0:
+                    text, reason = text[:cut], "stop"
+                    break
+            out.append(Generation(text, len(req.prompt.split()), count, reason))
+        return out
+
+    def chat_template(self) -> bool:
+        """As fake.json says."""
+        return self.config.chat_template
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """``<|role|>content`` lines, then ``<|assistant|>``."""
+        if not self.config.chat_template:
+            return super().render_chat(messages)
+        return "".join(f"<|{m['role']}|>{m['content']}\n" for m in messages) + "<|assistant|>"
 
     def footprint(self) -> dict[str, Any]:
         """The params fake.json declares; 4 bytes each."""

@@ -5,7 +5,10 @@ Precision, torchao and bitsandbytes quantization and pruning apply at or after l
 Causal LMs serve log-likelihood requests: each continuation is scored by its summed log-probability after
 the context, tokenised as lm-evaluation-harness does (``_encode_pair``). The context runs once per request;
 its KV cache is expanded to the request's continuations, and only continuation tokens after the first are
-run again. Batches are length-bucketed. Encoders serve embedding requests: mean-pooled (or CLS, as the
+run again. Batches are length-bucketed. Causal LMs also serve generation requests: greedy
+``model.generate`` on left-padded batches of prompts of similar length, with a fresh GenerationConfig (no
+sampling, no repetition penalty from the checkpoint's defaults), stopping at EOS or a stop text. Encoders
+serve embedding requests: mean-pooled (or CLS, as the
 model's sentence-transformers config says), L2-normalised.
 """
 
@@ -18,7 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.backends.base import EMBEDDING, LOGLIKELIHOOD, Backend, Loaded, LoglikRequest
+from evaluator.backends.base import (
+    EMBEDDING,
+    GENERATION,
+    LOGLIKELIHOOD,
+    Backend,
+    Generation,
+    GenerationRequest,
+    Loaded,
+    LoglikRequest,
+)
 from evaluator.errors import FrugalError
 from evaluator.failures import NonFiniteOutputs, check_finite
 from evaluator.models import ResolvedModel
@@ -30,7 +42,7 @@ class TorchBackend(Backend):
 
     name = "torch"
     description = "PyTorch eager (transformers): fp32/bf16/fp16, torchao and bitsandbytes quantization, pruning"
-    capabilities = {"causal-lm": frozenset({LOGLIKELIHOOD}), "encoder": frozenset({EMBEDDING})}
+    capabilities = {"causal-lm": frozenset({LOGLIKELIHOOD, GENERATION}), "encoder": frozenset({EMBEDDING})}
     devices = ("cpu", "cuda")
 
     def load(self, resolved: ResolvedModel, variant: Composite, device: str) -> TorchLoaded:
@@ -146,10 +158,42 @@ class TorchLoaded(Loaded):
     pooling: str = "mean"
 
     def prepare(self, kind: str, requests: Sequence[Any]) -> Any:
-        """Tokenise log-likelihood requests (outside the measured window)."""
+        """Tokenise log-likelihood and generation requests (outside the measured window)."""
         if kind == LOGLIKELIHOOD:
             return encode_requests(self.tokenizer, requests)
+        if kind == GENERATION:
+            return [TokenizedPrompt(tuple(_encode(self.tokenizer, r.prompt)), r) for r in requests]
         return list(requests)
+
+    def generate(self, prepared: Any, batch_size: int) -> list[Generation]:
+        """Greedy generations, in input order; batches of prompts of similar length, left-padded."""
+        reqs: list[TokenizedPrompt] = prepared
+        out: list[Generation | None] = [None] * len(reqs)
+        # Same decoding settings in a batch; longest prompts first (as log-likelihood batches).
+        def setting(i: int) -> tuple[int, tuple[str, ...]]:
+            return reqs[i].request.max_new_tokens, reqs[i].request.stop
+
+        order = sorted(range(len(reqs)), key=lambda i: (setting(i), -len(reqs[i].ids)))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < batch_size and setting(batches[-1][0]) == setting(i):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        for idx in batches:
+            for i, g in zip(idx, _generate_batch(self, [reqs[i] for i in idx]), strict=True):
+                out[i] = g
+        return [g for g in out if g is not None]
+
+    def chat_template(self) -> bool:
+        """Whether the tokenizer carries a chat template."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """``apply_chat_template`` as text, ending at the assistant's turn."""
+        if not self.chat_template():
+            return super().render_chat(messages)
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
     def loglikelihood(self, prepared: Any, batch_size: int) -> list[tuple[float, ...]]:
         """Summed log-probability of each continuation; the context runs once per request."""
@@ -258,6 +302,61 @@ def _loglik_batch(lm: TorchLoaded, reqs: list[TokenizedRequest]) -> list[list[fl
         lls[b][k] += float(logp[j, torch.arange(len(targets), device=logp.device), tgt].sum())
     check_finite([x for ll in lls for x in ll], "log-probabilities")
     return lls
+
+
+@dataclass(frozen=True)
+class TokenizedPrompt:
+    """A generation request with its prompt tokenised."""
+
+    ids: tuple[int, ...]
+    request: GenerationRequest
+
+
+def _eos_ids(lm: TorchLoaded) -> list[int]:
+    """Every token that ends an answer: the tokenizer's EOS and the checkpoint's generation EOS ids."""
+    ids = {lm.tokenizer.eos_token_id}
+    gen = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen if isinstance(gen, list | tuple) else [gen])
+    return sorted(i for i in ids if i is not None)
+
+
+def _generate_batch(lm: TorchLoaded, reqs: list[TokenizedPrompt]) -> list[Generation]:
+    import torch
+    from transformers import GenerationConfig
+
+    tok, model, dev = lm.tokenizer, lm.model, lm.device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    eos = _eos_ids(lm)
+    first = reqs[0].request
+    n, lp = len(reqs), max(len(r.ids) for r in reqs)
+    ids = torch.full((n, lp), pad, dtype=torch.long)
+    mask = torch.zeros((n, lp), dtype=torch.long)
+    for b, r in enumerate(reqs):  # left padding: every prompt ends at the same column
+        ids[b, lp - len(r.ids):] = torch.tensor(r.ids)
+        mask[b, lp - len(r.ids):] = 1
+    # A fresh config: greedy, no sampling settings or repetition penalty inherited from the checkpoint.
+    cfg = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=first.max_new_tokens, pad_token_id=pad,
+                           eos_token_id=eos, repetition_penalty=1.0)
+    extra: dict[str, Any] = {"stop_strings": list(first.stop), "tokenizer": tok} if first.stop else {}
+    with torch.inference_mode():
+        seq = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=cfg, **extra)
+    new = seq[:, lp:].tolist()
+    ends = set(eos) | {pad}
+    out = []
+    for b, r in enumerate(reqs):
+        toks = new[b]
+        end = next((k for k, t in enumerate(toks) if t in ends), None)
+        body = toks if end is None else toks[:end]
+        text = tok.decode(body, skip_special_tokens=True)
+        cut = min((p for p in (text.find(s) for s in first.stop) if p >= 0), default=-1)
+        if cut >= 0:
+            text, reason, count = text[:cut], "stop", len(body)
+        elif end is not None:
+            reason, count = "eos", end + 1  # the EOS token was computed too
+        else:
+            reason, count = "length", len(body)
+        out.append(Generation(text, len(r.ids), count, reason))
+    return out
 
 
 def loglikelihood_naive(lm: TorchLoaded, requests: Sequence[LoglikRequest]) -> list[list[float]]:

@@ -15,7 +15,14 @@ from evaluator.errors import FrugalError
 BUILTIN: dict[str, tuple[str, bool]] = {
     "accuracy": ("evaluator.metrics.modules:Accuracy", True),
     "f1_macro": ("evaluator.metrics.modules:F1Macro", True),
+    # text metrics, for generated answers (predictions: text; references: lists of acceptable answers)
+    "exact_match": ("evaluator.metrics.modules:ExactMatch", True),
+    "f1": ("evaluator.metrics.modules:TokenF1", True),
+    "numeric": ("evaluator.metrics.modules:Numeric", True),
 }
+#: Built-in text metrics whose per-item value is right/wrong (the first one a task lists decides correctness).
+BINARY_TEXT = ("exact_match", "numeric")
+TEXT = ("exact_match", "f1", "numeric")
 
 
 def check_metric(name: str) -> None:
@@ -54,3 +61,23 @@ def compute(name: str, predictions: list[int], references: list[int]) -> float:
     out = _load(name).compute(predictions=predictions, references=references)
     key = name if name in out else next(iter(out))
     return float(out[key])
+
+
+def compute_text(name: str, predictions: list[str], references: list[list[str]], **kwargs: Any) -> float:
+    """One metric's value on text answers; ``references``: the acceptable answers of each item.
+
+    Built-in metrics take ``kwargs`` (``tolerance`` for numeric); an external evaluate module (ROUGE, BLEU...)
+    gets the lists of references, or the first reference of each item when every item has only one.
+    """
+    metric = _load(name)
+    if name in BUILTIN:
+        out = metric.compute(predictions=predictions, references=references, **kwargs)
+    else:
+        refs: list[Any] = references if any(len(r) > 1 for r in references) else [r[0] for r in references]
+        try:
+            out = metric.compute(predictions=predictions, references=refs)
+        except Exception as exc:  # noqa: BLE001 - evaluate modules raise many kinds
+            raise FrugalError(f"metric {name!r} failed on the generated answers: {exc}") from None
+    key = name if name in out else next(iter(out))
+    value = out[key]
+    return float(value if not isinstance(value, list | tuple) else sum(value) / max(1, len(value)))

@@ -30,10 +30,15 @@ if TYPE_CHECKING:
 
 CSV_COLUMNS = (
     "suite", "task", "model", "variant", "status", "error", "n_items", "accuracy", "accuracy_ci_low",
-    "accuracy_ci_high", "scoring_method", "energy_j", "active_energy_j", "energy_ci_low", "energy_ci_high",
+    "accuracy_ci_high", "chance_accuracy", "above_chance", "scoring_method", "task_type", "backend",
+    "backend_version", "energy_j", "active_energy_j", "energy_ci_low", "energy_ci_high",
     "energy_j_per_item", "energy_j_per_1k", "energy_j_per_correct", "energy_method", "is_estimate", "gco2e",
     "duration_s", "cpu_time_s", "repeats", "deterministic", "params", "nonzero_params", "size_mb", "peak_rss_mb",
     "weight_dtype", "reused", "on_frontier",
+    # generated answers (empty for other task types) and the prompt format
+    "num_fewshot", "chat_template", "max_new_tokens", "prompt_tokens", "generated_tokens", "truncation_rate",
+    "energy_j_per_token", "prefill_energy_j", "decode_energy_j", "prefill_energy_share", "time_to_first_token_s",
+    "decode_tokens_per_s",
 )
 
 

@@ -1,8 +1,9 @@
 """Energy-label badges in the style of shields.io, one per (suite, model, variant): SVG, and PNG via Pillow.
 
 The grade (A-E) is relative: it places a point's energy per 1,000 items on a log scale between the
-lowest and the highest of its suite in this run (:func:`evaluator.pareto.energy_grades`). All text is
-XML-escaped; file names are sanitised.
+lowest and the highest of its suite's graded points in this run (:func:`evaluator.pareto.energy_grades`);
+a point not better than chance gets no grade (:func:`evaluator.pareto.gradable`). A badge names what it
+grades: model, variant, suite, accuracy and energy. All text is XML-escaped; file names are sanitised.
 
 >>> svg = badge_svg("energy", "B", grade_colour("B"), title="<m> fp32")
 >>> svg.startswith("<svg") and "&lt;m&gt;" in svg and "<m>" not in svg
@@ -19,6 +20,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evaluator.meters import method_label
 from evaluator.records import SuitePoint
 from evaluator.safeio import atomic_write
 from evaluator.units import fmt_joules
@@ -121,23 +123,36 @@ def badge_png(label: str, value: str, colour: str, scale: int = PNG_SCALE) -> by
     return buf.getvalue()
 
 
+def _point_label(point: SuitePoint) -> str:
+    return f"{point.model} {point.variant} | {point.suite}"
+
+
 def _point_value(point: SuitePoint) -> str:
-    return (point.grade or "?") + (" est." if point.is_estimate else "")
+    """What the badge says of its cell: grade, accuracy and energy (or why it has no grade)."""
+    est = " est." if point.is_estimate else ""
+    figures = f"{point.accuracy:.0%} acc, {fmt_joules(point.energy_j_per_1k)} J/1k items{est}"
+    if not point.grade:
+        why = "not above chance" if point.above_chance is False else "no grade"
+        return f"{why}: {figures}"
+    return f"energy {point.grade}: {figures}"
 
 
 def point_badge_png(point: SuitePoint) -> bytes:
-    """The energy label of one suite point as a PNG (``energy | B est.``), for slides and documents."""
-    return badge_png("energy", _point_value(point), grade_colour(point.grade))
+    """The energy label of one suite point as a PNG, for slides and documents.
+
+    It names its cell: ``model variant | suite`` and ``energy B: 62% acc, 1,234 J/1k items est.``.
+    """
+    return badge_png(_point_label(point), _point_value(point), grade_colour(point.grade))
 
 
 def point_badge_svg(point: SuitePoint) -> str:
-    """The energy label of one suite point: ``energy | B`` (``B est.`` when the energy is an estimate)."""
-    value = _point_value(point)
-    title = (f"{point.model} {point.variant} on {point.suite}: energy grade {point.grade or '?'} "
-             f"({fmt_joules(point.energy_j_per_1k)} J per 1,000 items, "
-             f"{'estimate' if point.is_estimate else 'measured'}: {point.energy_method}; "
-             f"A = least energy in this run's suite, E = most)")
-    return badge_svg("energy", value, grade_colour(point.grade), title)
+    """The energy label of one suite point (as :func:`point_badge_png`), with a title spelling it out."""
+    title = (f"{point.model} {point.variant} on {point.suite}: energy grade {point.grade or 'none'}, accuracy "
+             f"{point.accuracy:.1%} (95% CI {point.accuracy_ci_low:.1%}-{point.accuracy_ci_high:.1%}), "
+             f"{fmt_joules(point.energy_j_per_1k)} J per 1,000 items "
+             f"({method_label(point.energy_method, point.is_estimate)}); A = least energy among this suite's "
+             f"points that are better than chance, E = most")
+    return badge_svg(_point_label(point), _point_value(point), grade_colour(point.grade), title)
 
 
 def safe_name(text: str, max_len: int = 60) -> str:

@@ -126,15 +126,27 @@ def hover_text(p: SuitePoint) -> str:
     """Every figure of one point, as plotly hover HTML (names escaped)."""
     status = "on the frontier" if p.on_frontier else (
         "indistinguishable from the frontier (CI overlaps)" if p.indistinguishable else "dominated")
-    kind = "estimate" if p.is_estimate else "measured"
-    return "<br>".join([
+    chance = ("" if p.above_chance is not False else
+              f"NOT above chance ({p.chance_accuracy:.0%}) at 95%: no energy grade")
+    from evaluator.variants import VARIANTS, variant_class  # what the variant's fast kernel needs, if anything
+
+    parts = [(n, variant_class(n)) for n in p.variant.split("+") if n in VARIANTS]
+    needs = [f"{n}: " + ("no fast CPU kernel" if c.cpu_fallback else "fast kernel needs " + " or ".join(c.cpu_needs))
+             for n, c in parts if c.cpu_needs or c.cpu_fallback]
+    fallback = ("fallback kernel where the CPU lacks it (see the cells' fallback flag): " + "; ".join(needs)
+                if needs else "")
+    return "<br>".join([x for x in [
         f"<b>{html.escape(p.model)}</b> [{html.escape(p.variant)}]",
         f"accuracy {p.accuracy:.1%} (95% CI {p.accuracy_ci_low:.1%} to {p.accuracy_ci_high:.1%})",
-        f"energy {fmt_joules(p.energy_j_per_1k)} J per 1,000 items ({kind}: {html.escape(p.energy_method or '?')})",
+        f"energy {fmt_joules(p.energy_j_per_1k)} J per 1,000 items "
+        f"({html.escape(method_label(p.energy_method or '?', p.is_estimate))})",
         f"energy grade {html.escape(p.grade or '-')}",
+        chance,
         f"n = {p.n_items} items over {p.tasks} task(s)",
         status,
-    ])
+        html.escape(fallback),
+    ] if x])
+
 
 
 def _plottable(p: SuitePoint) -> bool:

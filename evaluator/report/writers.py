@@ -197,6 +197,8 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
     rows = []
     for p in sorted(points, key=lambda p: p.energy_j_per_1k):
         status = "frontier" if p.on_frontier else ("indistinguishable" if p.indistinguishable else "dominated")
+        if p.above_chance is False:
+            status += " \u00b7 NOT above chance"
         rows.append([p.model, p.variant, _pct(p.accuracy), _ci_pct(p.accuracy_ci_low, p.accuracy_ci_high),
                      fmt_joules(p.energy_j_per_1k), p.energy_method, Html(point_badge_svg(p)), status, p.n_items,
                      p.tasks])
@@ -204,7 +206,8 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
                     "Energy label", "Pareto", "Items (n)", "Tasks"], rows, "points")
     body = (f"{rec_html}{note}<p class=\"muted\">{_e(energy_axis_title(points))}. Suite accuracy is the mean of "
             f"its tasks; energy labels A (least) to E (most) are placed on a log scale between this suite's lowest "
-            f"and highest energy in this run.</p>{chart}{table}")
+            f"and highest energy in this run, among points better than chance at 95 % (\"NOT above chance\": "
+            f"no label).</p>{chart}{table}")
     return _section(f"suite-{index}", f"Suite: {suite}", body)
 
 
@@ -217,7 +220,8 @@ CELL_HEADERS = (
     "Other metrics", "Scoring", "Energy per pass (J)", "Active energy (J)", "Energy 95% CI (J)", "J / item",
     "J / 1,000 items", "J / correct", "Energy method", "Estimate", "Stable", "Carbon (gCO2e)", "Duration (s)",
     "CPU time (s)", "Repeats", "Passes / window", "Deterministic", "Params", "Non-zero params", "Size (MB)",
-    "Peak RSS (MB)", "Weight dtype", "Load (s)", "Batch", "Reused", "On frontier",
+    "Peak RSS (MB)", "Weight dtype", "Load (s)", "Batch", "Reused", "On frontier", "Backend",
+    "Fallback kernel",
 )
 
 
@@ -232,7 +236,8 @@ def _cell_row(c: CellResult) -> list[Any]:
             _num(c.gco2e, ".3g"), _num(c.duration_s, ".3f"), _num(c.cpu_time_s, ".3f"), c.repeats,
             c.passes_per_window, _yes(c.deterministic), _num(c.params, ","), _num(c.nonzero_params, ","),
             _num(c.size_mb, ".1f"), _num(c.peak_rss_mb, ".0f"), c.weight_dtype, _num(c.load_s, ".2f"),
-            c.batch_size, _yes(c.reused), _yes(c.on_frontier)]
+            c.batch_size, _yes(c.reused), _yes(c.on_frontier), c.backend or "\u2013",
+            f"yes: {c.fallback_reason}" if c.fallback_kernel else "no"]
 
 
 def _cells_section(result: RunResult) -> Html:
@@ -265,6 +270,29 @@ def _tasks_section(result: RunResult) -> Html:
             ["Model", "Variant", "Status", "Items (n)", "Accuracy (%)", "95% CI (%)", "Other metrics",
              "J / 1,000 items", "J / correct", "Scoring"], rows, "tasks") + prompt_html)
     return _section("tasks", "Per-task breakdown", "".join(parts) or "<p>No tasks.</p>")
+
+
+def _generation_section(result: RunResult) -> Html:
+    """Generated answers: energy per answered query and per correct answer, the prefill/decode split, speed."""
+    cells = [c for c in _ok_cells(result) if c.task_type == "generation"]
+    if not cells:
+        return Html("")
+    rows = []
+    for c in sorted(cells, key=lambda c: (c.suite, c.task, c.energy_j_per_1k or 0)):
+        rows.append([f"{c.suite}/{c.task}", c.model, c.variant, _pct(c.accuracy),
+                     _num(c.energy_j_per_item, ",.3f"), _num(c.energy_j_per_correct, ",.3f"),
+                     _num(c.energy_j_per_token, ",.4f"), _pct(c.prefill_energy_share),
+                     _num(c.time_to_first_token_s, ",.3f"), _num(c.decode_tokens_per_s, ",.1f"),
+                     _num(c.generated_tokens / c.n_items if c.generated_tokens and c.n_items else None, ",.1f"),
+                     _pct(c.truncation_rate), f"{c.num_fewshot}-shot" + (", chat" if c.chat_template else "")])
+    body = (f"<p>{_e(energy_statement(result))} Energy per answered query is the cell's energy per item (the "
+            "frontier's J / 1,000 items are per 1,000 answered queries); per correct answer divides by the right "
+            "answers only. Prefill is measured apart (the same prompts with max_new_tokens=1); decode = total - "
+            "prefill. Time to first token is the prefill time of one batch; decode tokens/s counts the tokens "
+            "after each answer's first. Truncated: stopped by max_new_tokens.</p>"
+            + _table(["Task", "Model", "Variant", "Accuracy", "J / query", "J / correct", "J / token",
+                      "Prefill share", "TTFT (s)", "Decode tok/s", "Tokens / answer", "Truncated", "Prompt"], rows))
+    return _section("generation", "Generated answers", body)
 
 
 def _failed_section(result: RunResult) -> Html:
@@ -426,7 +454,8 @@ def render_report_html(result: RunResult, tolerance_pts: float = 2.0) -> str:
         f"<header><h1>{_e(title)}</h1><p class=\"muted\">{_e(result.status)} \u00b7 {_e(date)} \u00b7 "
         f"{len(result.cells)} cells, {len(result.failed)} failed</p>{nav}"
         f'<ul class="recs">{"".join(recs)}</ul></header>'
-        f"{_context_section(result)}{suite_html}{_tasks_section(result)}{_cells_section(result)}"
+        f"{_context_section(result)}{suite_html}{_tasks_section(result)}{_generation_section(result)}"
+        f"{_cells_section(result)}"
         f"{_failed_section(result)}{_method_section(result, tolerance_pts)}"
         f"<footer>Generated by Frugal {_e((result.environment or {}).get('frugal', ''))}. Self-contained: "
         "this file makes no network requests.</footer></main></body></html>\n"
@@ -464,9 +493,17 @@ def render_summary_md(result: RunResult, tolerance_pts: float = 2.0) -> str:
                       "|---|---|--:|:-:|--:|:-:|:-:|"]
             for p in sorted(points, key=lambda p: p.energy_j_per_1k):
                 front = "yes" if p.on_frontier else ("\u2248 (CI overlaps)" if p.indistinguishable else "no")
+                if p.above_chance is False:
+                    front += " \u00b7 NOT above chance"
                 lines.append(f"| {md_escape(p.model)} | {md_escape(p.variant)} | {_pct(p.accuracy)} | "
                              f"{_ci_pct(p.accuracy_ci_low, p.accuracy_ci_high)} | {fmt_joules(p.energy_j_per_1k)} | "
                              f"{md_escape(p.grade or '?')}{' (est.)' if p.is_estimate else ''} | {front} |")
+    slow = [c for c in result.cells if c.status == "ok" and c.fallback_kernel]
+    if slow:  # their energy and time are the fallback's, not the method's (METHODOLOGY "Kernels")
+        lines += ["", f"### Cells on a fallback kernel ({len(slow)})", "", "| Suite | Task | Model | Variant | Why |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {md_escape(c.suite)} | {md_escape(c.task)} | {md_escape(c.model)} | {md_escape(c.variant)} | "
+                  f"{md_escape(c.fallback_reason or '')} |" for c in slow]
     if result.failed:
         lines += ["", f"### Failed cells ({len(result.failed)})", "", "| Suite | Task | Model | Variant | Reason |",
                   "|---|---|---|---|---|"]

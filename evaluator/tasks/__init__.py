@@ -16,6 +16,7 @@ from evaluator.tasks.base import Item, ItemScore, Label, ScoringOptions, Scoring
 TASK_TYPES: dict[str, str] = {
     "classification": "evaluator.tasks.choice:Classification",
     "multiple_choice": "evaluator.tasks.choice:MultipleChoice",
+    "generation": "evaluator.tasks.generation:GenerationTask",
 }
 
 

@@ -13,7 +13,13 @@ the responses into one :class:`ItemScore` per item and the task's metrics. Three
 - ``metrics(task, scores, method)``: the cell's metric values from its item scores.
 
 ``kinds`` lists the request kinds a type can be scored with, in order of preference; the runner refuses
-a (task, backend) pair that shares none before anything loads.
+a (task, backend) pair that shares none before anything loads. Optional hooks: ``parse_task`` (the type's
+own task-level fields of suite.yaml, e.g. generation's ``max_new_tokens``) and ``cell_figures`` (extra
+figures of a cell, e.g. generated tokens and truncation rate).
+
+Every task type shares the prompt format (evaluator/tasks/prompting.py): ``num_fewshot`` examples from the
+train split, seeded per item and the same for every model and variant, and ``chat`` (auto | on | off) to
+send the prompt and the few-shot turns through the model's chat template.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -55,6 +61,8 @@ class Item:
     difficulty: str | None = None
     line: int | None = None
     target: str = ""
+    #: Every acceptable answer (generation; ``target`` is the first); empty for choice tasks.
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,12 @@ class Task:
     items: tuple[Item, ...]
     train_items: tuple[Item, ...] = ()
     source: str = ""
+    #: Few-shot examples per prompt, taken from ``train_items`` (0: zero-shot).
+    num_fewshot: int = 0
+    #: "auto" | "on" | "off": whether the prompt goes through the model's chat template.
+    chat: str = "off"
+    #: The task type's own settings (parsed by ``TaskType.parse_task``), e.g. max_new_tokens, stop, extract.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def render_prompt(self, item: Item) -> str:
         """The prompt text for a causal LM."""
@@ -91,10 +105,14 @@ class Task:
         payload = {"type": self.type, "prompt": self.prompt, "enc": self.encoder_input,
                    "labels": [(lab.name, lab.description, lab.text) for lab in self.labels],
                    "metrics": self.metrics}
+        if self.num_fewshot or self.chat != "off" or self.options:  # absent by default: old keys stay valid
+            payload.update(fewshot=self.num_fewshot, chat=self.chat, options=dict(self.options))
         h.update(json.dumps(payload, sort_keys=True).encode())
         for it in (*self.select(limit), *self.train_items):
-            h.update(json.dumps([it.id, dict(it.fields), it.choices, it.gold, it.split],
-                                sort_keys=True, default=str).encode())
+            row = [it.id, dict(it.fields), it.choices, it.gold, it.split]
+            if it.targets:  # generated answers are scored against these texts
+                row.append(list(it.targets))
+            h.update(json.dumps(row, sort_keys=True, default=str).encode())
         return h.hexdigest()[:20]
 
     def select(self, limit: int | None) -> tuple[Item, ...]:
@@ -154,11 +172,13 @@ class ItemScore:
     scores: tuple[float, ...]
     target: str = ""
     output: str = ""
+    #: Whether the answer is right, when the task type decides it otherwise than by ``pred == gold``.
+    is_correct: bool | None = None
 
     @property
     def correct(self) -> bool:
-        """Prediction (acc) equals gold."""
-        return self.pred == self.gold
+        """The task type's verdict, else prediction (acc) equals gold."""
+        return self.is_correct if self.is_correct is not None else self.pred == self.gold
 
     @property
     def correct_norm(self) -> bool:
@@ -179,11 +199,17 @@ class ScoringPass:
     """One cell's scoring, prepared outside the measured window.
 
     ``run`` scores every item once (what a measured window repeats); ``warm`` runs one batch first.
+    ``prefill``, when set, runs the same requests' prefill only (generation: max_new_tokens=1), measured in
+    its own windows so that decode = total - prefill; ``batches`` is how many batches one pass runs.
     """
 
     method: str
     run: Callable[[], list[ItemScore]]
     warm: Callable[[], object]
+    prefill: Callable[[], object] | None = None
+    batches: int = 0
+    #: Whether the prompts went through the model's chat template.
+    chat: bool = False
 
 
 class TaskType(abc.ABC):
@@ -191,8 +217,10 @@ class TaskType(abc.ABC):
 
     name: ClassVar[str] = "base"
     kinds: ClassVar[tuple[str, ...]] = ()
-    #: Fields of suite.yaml's task entry this type accepts beyond the common ones.
+    #: Fields of suite.yaml's task entry this type accepts beyond the common ones (``parse_task`` reads them).
     extra_fields: ClassVar[frozenset[str]] = frozenset()
+    #: ``chat`` when suite.yaml does not say (choice tasks: off, so results without it never change).
+    default_chat: ClassVar[str] = "off"
 
     @abc.abstractmethod
     def parse_item(self, obj: Mapping[str, Any], labels: Sequence[Label],
@@ -206,6 +234,14 @@ class TaskType(abc.ABC):
     @abc.abstractmethod
     def metrics(self, task: Task, scores: Sequence[ItemScore], method: str) -> dict[str, float]:
         """Metric values of one cell."""
+
+    def parse_task(self, doc: Mapping[str, Any], err: Callable[[str, str], Exception]) -> dict[str, Any]:
+        """The type's own task-level settings from suite.yaml (``extra_fields``), validated; default: none."""
+        return {}
+
+    def cell_figures(self, task: Task, scores: Sequence[ItemScore], scoring: ScoringPass) -> dict[str, Any]:
+        """Figures of a cell beyond metrics and energy (CellResult fields): the prompt format by default."""
+        return {"num_fewshot": task.num_fewshot, "chat_template": scoring.chat}
 
     def chance(self, task: Task, items: Sequence[Item]) -> float:
         """Accuracy of a uniform random guess on ``items`` (0 where it has no meaning)."""

@@ -7,6 +7,10 @@ With a backend that serves log-likelihood (causal LMs), each choice is scored by
 length), as lm-evaluation-harness does. With one that serves embeddings (encoders), zero-shot picks the
 label description (or the choice) with the highest cosine; with a train split, a logistic-regression
 probe on the embeddings is trained once per cell, outside the measured window.
+
+Few-shot examples and chat templates (evaluator/tasks/prompting.py) shape the log-likelihood context; with
+the defaults (``num_fewshot: 0``, ``chat: off``) the context is the prompt alone, as before they existed.
+Embeddings use neither: an encoder embeds the item's own text.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from evaluator.backends.base import EMBEDDING, LOGLIKELIHOOD, Loaded, LoglikRequest
 from evaluator.errors import FrugalError
 from evaluator.tasks.base import Item, ItemScore, Label, ScoringOptions, ScoringPass, Task, TaskType
+from evaluator.tasks.prompting import TARGET_DELIMITER, contexts, uses_chat
 from evaluator.texts import is_text
 
 
@@ -31,9 +36,15 @@ def argmax(xs: Sequence[float]) -> int:
     return max(range(len(xs)), key=lambda k: (xs[k] if not math.isnan(xs[k]) else -math.inf))
 
 
-def loglik_requests(task: Task, items: Sequence[Item]) -> list[LoglikRequest]:
-    """One request per item: the prompt, and ``" " + choice`` for each choice."""
-    return [LoglikRequest(task.render_prompt(it), tuple(" " + c for c in it.choices)) for it in items]
+def loglik_requests(task: Task, items: Sequence[Item], loaded: Loaded | None = None,
+                    chat: bool = False) -> list[LoglikRequest]:
+    """One request per item: the context (few-shot examples + prompt), and ``" " + choice`` for each choice.
+
+    After a chat template (``chat``, rendered by ``loaded``) the continuation is the bare choice.
+    """
+    delim = "" if chat else TARGET_DELIMITER
+    return [LoglikRequest(ctx, tuple(delim + c for c in it.choices))
+            for ctx, it in zip(contexts(task, items, loaded, chat), items, strict=True)]
 
 
 @dataclass
@@ -61,11 +72,19 @@ class ChoiceTask(TaskType):
     def prepare(self, task: Task, items: Sequence[Item], loaded: Loaded, options: ScoringOptions) -> ScoringPass:
         """Log-likelihood when the backend serves it, else embeddings (zero-shot or probe)."""
         if LOGLIKELIHOOD in loaded.kinds:
-            return self.loglik_pass(task, items, loaded, options.batch_size)
+            chat = uses_chat(task, loaded)
+            prepared = loaded.prepare(LOGLIKELIHOOD, loglik_requests(task, items, loaded, chat))
+            scoring = self.loglik_pass(task, items, loaded, options.batch_size, prepared)
+            scoring.chat = chat
+            return scoring
         if EMBEDDING in loaded.kinds:
             return self._prepare_embedding(task, items, loaded, options)
         raise FrugalError(f"task {task.suite}/{task.name} ({self.name}) needs log-likelihood or embedding requests; "
                           f"{loaded.backend} serves neither for {loaded.name}")
+
+    def cell_figures(self, task: Task, scores: Sequence[ItemScore], scoring: ScoringPass) -> dict[str, Any]:
+        """The prompt format; an encoder uses no few-shot examples."""
+        return {"num_fewshot": task.num_fewshot if scoring.method == "loglik" else 0, "chat_template": scoring.chat}
 
     def metrics(self, task: Task, scores: Sequence[ItemScore], method: str) -> dict[str, float]:
         """The task's metrics on choice indices, plus acc_norm for log-likelihood scoring."""

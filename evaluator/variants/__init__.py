@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,15 @@ VARIANTS: dict[str, str] = {
     "prune-magnitude-50": "evaluator.variants.prune:PruneMagnitude50",
     "prune-structured-25": "evaluator.variants.prune:PruneStructured25",
     "prune-structured-50": "evaluator.variants.prune:PruneStructured50",
+    "gguf-q4": "evaluator.variants.runtimes:GgufQ4",
+    "gguf-q8_0": "evaluator.variants.runtimes:GgufQ8",
+    "gguf-f16": "evaluator.variants.runtimes:GgufF16",
+    "ort-fp32": "evaluator.variants.runtimes:OrtFP32",
+    "ort-int8": "evaluator.variants.runtimes:OrtInt8",
+    "ort-int4": "evaluator.variants.runtimes:OrtInt4",
+    "ov-fp32": "evaluator.variants.runtimes:OvFP32",
+    "ov-int8": "evaluator.variants.runtimes:OvInt8",
+    "ov-int4": "evaluator.variants.runtimes:OvInt4",
     "fake": "evaluator.variants.fake:Fake",
     "fake-lite": "evaluator.variants.fake:FakeLite",
 }
@@ -60,6 +70,11 @@ class Composite:
     def description(self) -> str:
         """Descriptions of the parts, joined."""
         return " + ".join(p.description for p in self.parts)
+
+    def fallback(self, device: str, flags: Iterable[str]) -> str | None:
+        """Why this composition runs on a fallback kernel on ``device`` with CPU ``flags`` (parts joined), or None."""
+        why = [w for p in self.parts if (w := p.fallback(device, flags))]
+        return "; ".join(why) or None
 
     def check(self, info: ModelInfo) -> None:
         """Every part must apply."""

@@ -39,6 +39,10 @@ class BF16(_Cast):
     name: ClassVar[str] = "bf16"
     description: ClassVar[str] = "bfloat16 weights and activations (fast on AMX/AVX512-BF16 CPUs and GPUs)"
     dtype_name: ClassVar[str] = "bfloat16"
+    cpu_needs: ClassVar[tuple[str, ...]] = ("avx512_bf16", "amx_bf16")
+    fallback_why: ClassVar[str] = ("no native bfloat16 matmul without AVX512_BF16 or AMX "
+                                   "(4.5-7x slower than fp32 measured)")
+    fallback_slowdown: ClassVar[float] = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,7 @@ class FP16(_Cast):
     name: ClassVar[str] = "fp16"
     description: ClassVar[str] = "float16 weights and activations (fast on GPUs; little gain on CPUs)"
     dtype_name: ClassVar[str] = "float16"
+    cpu_needs: ClassVar[tuple[str, ...]] = ("avx512_fp16", "amx_fp16")
+    fallback_why: ClassVar[str] = ("no native float16 matmul without AVX512_FP16 or AMX-FP16 "
+                                   "(4.3-4.6x slower than fp32 measured)")
+    fallback_slowdown: ClassVar[float] = 4.5

@@ -110,6 +110,9 @@ class Int8Dynamic(_TorchAoInt8):
     description: ClassVar[str] = ("int8 weights + dynamic int8 activations (torchao "
                                   "Int8DynamicActivationInt8WeightConfig); LM head kept in float")
     config_name: ClassVar[str] = "Int8DynamicActivationInt8WeightConfig"
+    cpu_needs: ClassVar[tuple[str, ...]] = ("avx512_vnni", "avx_vnni", "amx_int8")
+    fallback_why: ClassVar[str] = "no fast int8 kernel without VNNI or AMX (19-29x slower than fp32 measured)"
+    fallback_slowdown: ClassVar[float] = 24.0
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,11 @@ class BnbInt8(_Bnb):
 
         return BitsAndBytesConfig(load_in_8bit=True)
 
+    cpu_fallback: ClassVar[bool] = True
+    fallback_why: ClassVar[str] = ("bitsandbytes int8 has no fast CPU kernel (fp16 compute; 1.3-2.1x slower "
+                                   "than fp32 measured)")
+    fallback_slowdown: ClassVar[float] = 1.7
+
     def record(self) -> dict[str, Any]:
         """Library, bit width, compute dtype."""
         return {**super().record(), "library": "bitsandbytes", "config": "BitsAndBytesConfig(load_in_8bit=True)",
@@ -193,6 +201,10 @@ class BnbNF4(_Bnb):
     name: ClassVar[str] = "bnb-nf4"
     description: ClassVar[str] = ("bitsandbytes 4-bit NF4 weights (compute float32 on CPU, bfloat16 on "
                                   "CUDA); smallest memory, slow on CPU")
+
+    cpu_fallback: ClassVar[bool] = True
+    fallback_why: ClassVar[str] = "bitsandbytes 4-bit has no AVX2/AVX-512 CPU kernel (dequantizes per matmul)"
+    fallback_slowdown: ClassVar[float] = 1.0
 
     @staticmethod
     def compute_dtype(device: str) -> str:
