@@ -1,7 +1,8 @@
 """Items page: two cells of the same task side by side, or one cell's answers on every item.
 
 Shows the items where their answers differ (or all items) with text, choices and each answer, and
-McNemar's paired test on per-item correctness.
+McNemar's paired test on per-item correctness. For generated answers (task type generation) each answer is
+the extracted answer, with the text the model wrote, its stop reason and token count beside it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,38 @@ st.caption("Pick two cells of the same task (say a model in fp32 and bf16) and s
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cell_items(run_id: str, path: str, version: str, suite: str, task: str, model: str, variant: str) -> list:
-    """Per-item predictions of one cell, as plain tuples (item_id, gold, pred)."""
+def cell_items(run_id: str, path: str, version: str, suite: str, task: str, model: str, variant: str,
+               generation: bool = False) -> list:
+    """Per-item answers of one cell, as plain tuples (item_id, gold, pred, correct, target, output, detail).
+
+    ``detail`` (generation only): prompt and generated tokens, stop reason and the extracted answer.
+    """
     from evaluator.store import Store
+    from evaluator.tasks.generation import item_detail
 
     _ = version
-    return [(i.item_id, i.gold, i.pred) for i in Store(path).items(run_id, suite, task, model, variant)]
+    return [(i.item_id, i.gold, i.pred, i.correct, i.target, i.output,
+             item_detail(i.output, i.scores) if generation else {})
+            for i in Store(path).items(run_id, suite, task, model, variant)]
+
+
+def answer_of(item: tuple, choices: list[str]) -> str:
+    """'✓ B. text' for a choice; for a generated answer, the extracted answer."""
+    mark = "✓ " if item[3] else "✗ "
+    if not GENERATION:
+        return mark + choice_text(choices, item[2])
+    return mark + (repr(item[6].get("answer", "")) if item[6] else repr(item[5]))
+
+
+def written_of(item: tuple) -> str:
+    """What a model wrote, with its stop reason and generated tokens."""
+    d = item[6]
+    return f"{item[5]!r} ({d.get('stop_reason', '?')}, {d.get('generated_tokens', '?')} tokens)" if d else repr(item[5])
+
+
+def same_answer(x: tuple, y: tuple) -> bool:
+    """Whether two cells answered an item alike (choice index, or extracted answer)."""
+    return (x[6].get("answer"), x[5]) == (y[6].get("answer"), y[5]) if GENERATION else x[2] == y[2]
 
 
 def suite_texts(config: dict[str, Any], suite: str) -> dict[str, Any] | None:
@@ -65,6 +92,7 @@ tasks = list(dict.fromkeys(c.task for c in ok if c.suite == suite))
 task = c2.selectbox("Task", tasks, index=tasks.index(qp["task"]) if qp.get("task") in tasks else 0,
                     key=f"items_task_{run_id}_{suite}")
 labels = [f"{c.model}:{c.variant}" for c in ok if c.suite == suite and c.task == task]
+GENERATION = any(c.task_type == "generation" for c in ok if c.suite == suite and c.task == task)
 texts = suite_texts(row.get("config") or {}, suite)
 task_texts = (texts or {}).get("tasks", {}).get(task, {})
 TEXT_COLUMNS = {"item": st.column_config.TextColumn("item", width="small"),
@@ -78,16 +106,20 @@ def answers_table(label: str) -> None:
     import pandas as pd
 
     m, v = label.split(":", 1)
-    items = cell_items(run_id, C.store_path(), version, suite, task, m, v)
+    items = cell_items(run_id, C.store_path(), version, suite, task, m, v, GENERATION)
     rows = []
-    for iid, gold, pred in items:
-        info = task_texts.get(iid, {})
+    for it in items:
+        info = task_texts.get(it[0], {})
         choices = info.get("choices", [])
-        rows.append({"item": iid, "text": info.get("text", ""),
-                     "choices": " | ".join(choice_text(choices, i) for i in range(len(choices))),
-                     "correct": choice_text(choices, gold),
-                     f"answer of {label}": ("✓ " if pred == gold else "✗ ") + choice_text(choices, pred)})
-    right = sum(p == g for _, g, p in items)
+        row = {"item": it[0], "text": info.get("text", ""),
+               "choices": " | ".join(choice_text(choices, i) for i in range(len(choices))),
+               "correct": it[4] if GENERATION else choice_text(choices, it[1]),
+               f"answer of {label}": answer_of(it, choices)}
+        if GENERATION:
+            del row["choices"]
+            row[f"written by {label}"] = written_of(it)
+        rows.append(row)
+    right = sum(bool(it[3]) for it in items)
     st.markdown(f"##### All {len(rows)} answers of {C.md(label)} ({right} right)")
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=TEXT_COLUMNS)
@@ -131,8 +163,8 @@ if a == b:
     st.stop()
 
 (ma, va), (mb, vb) = a.split(":", 1), b.split(":", 1)
-items_a = cell_items(run_id, C.store_path(), version, suite, task, ma, va)
-items_b = cell_items(run_id, C.store_path(), version, suite, task, mb, vb)
+items_a = cell_items(run_id, C.store_path(), version, suite, task, ma, va, GENERATION)
+items_b = cell_items(run_id, C.store_path(), version, suite, task, mb, vb, GENERATION)
 by_b = {i[0]: i for i in items_b}
 pairs = [(x, by_b[x[0]]) for x in items_a if x[0] in by_b]
 if not pairs:
@@ -143,8 +175,8 @@ if len(pairs) < max(len(items_a), len(items_b)):
 
 from evaluator.stats import mcnemar  # noqa: E402 - light, pure
 
-correct_a = [x[2] == x[1] for x, _ in pairs]
-correct_b = [y[2] == y[1] for _, y in pairs]
+correct_a = [bool(x[3]) for x, _ in pairs]
+correct_b = [bool(y[3]) for _, y in pairs]
 test = mcnemar(correct_a, correct_b)
 n = len(pairs)
 acc_a, acc_b = sum(correct_a) / n, sum(correct_b) / n
@@ -172,18 +204,21 @@ show = st.segmented_control("Show items", list(views), format_func=views.get, de
                             key="items_show") or "differ"
 only_split = show == "split"
 rows = []
-for (iid, gold, pa), (_, _, pb) in pairs:
-    if show != "all" and pa == pb:
+for xa, xb in pairs:
+    if show != "all" and same_answer(xa, xb):
         continue
-    if only_split and (pa == gold) == (pb == gold):
+    if only_split and bool(xa[3]) == bool(xb[3]):
         continue
-    info = task_texts.get(iid, {})
+    info = task_texts.get(xa[0], {})
     choices = info.get("choices", [])
-    rows.append({"item": iid, "text": info.get("text", ""),
-                 "choices": " | ".join(choice_text(choices, i) for i in range(len(choices))),
-                 "correct": choice_text(choices, gold),
-                 f"A: {a}": ("✓ " if pa == gold else "✗ ") + choice_text(choices, pa),
-                 f"B: {b}": ("✓ " if pb == gold else "✗ ") + choice_text(choices, pb)})
+    row = {"item": xa[0], "text": info.get("text", ""),
+           "choices": " | ".join(choice_text(choices, i) for i in range(len(choices))),
+           "correct": xa[4] if GENERATION else choice_text(choices, xa[1]),
+           f"A: {a}": answer_of(xa, choices), f"B: {b}": answer_of(xb, choices)}
+    if GENERATION:
+        del row["choices"]
+        row[f"A wrote ({a})"], row[f"B wrote ({b})"] = written_of(xa), written_of(xb)
+    rows.append(row)
 if show == "all":
     st.markdown(f"##### All {n} items, with both answers")
 else:

@@ -80,7 +80,8 @@ EQUIVALENT: dict[str, str] = {
     "evaluator.pareto.x_mark_frontier__mutmut_21": _ZIP,
     "evaluator.pareto.x_mark_frontier__mutmut_32": "a dominator of equal accuracy has ci_low <= its accuracy = "
                                                    "p.accuracy <= p.ci_high: it never changes `indistinguishable`",
-    "evaluator.pareto.x_recommend__mutmut_41": _CASE, "evaluator.pareto.x_suite_points__mutmut_101": _CASE,
+    "evaluator.pareto.x_recommend__mutmut_41": _CASE, "evaluator.pareto.x_recommend__mutmut_78": _CASE,
+    "evaluator.pareto.x_suite_points__mutmut_101": _CASE,
     "evaluator.compare.x__improved__mutmut_6": _ZERO, "evaluator.compare.x_diff_cells__mutmut_159": _ZERO,
     "evaluator.compare.x__improved__mutmut_9": _P05, "evaluator.compare.x_diff_cells__mutmut_162": _P05,
     "evaluator.compare.x__improved__mutmut_14": _RISE, "evaluator.compare.x_diff_cells__mutmut_168": _RISE,

@@ -75,6 +75,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="write results.json, results.csv and reports here")
     p.add_argument("--force", action="store_true", default=None, help="recompute cells even if stored")
     p.add_argument("--tolerance", type=float, dest="tolerance_pts", help="recommendation tolerance (points)")
+    p.add_argument("--executor", choices=["local", "ray"], help="where groups run: this process (default) or Ray")
+    p.add_argument("--ray-address", dest="ray_address", metavar="auto|HOST:PORT", help="Ray cluster to join")
+    p.add_argument("--max-retries", type=int, dest="max_retries", help="retries of a Ray worker lost mid-group")
     g = p.add_argument_group("CI gates (exit 1 when one fails)")
     g.add_argument("--max-accuracy-drop", type=float, metavar="PTS")
     g.add_argument("--baseline", metavar="MODEL:VARIANT")
@@ -87,7 +90,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     """Flags (over an optional YAML file) -> RunConfig."""
     fields = ("suites", "models", "variants", "limit", "repeats", "batch_size", "threads", "device", "meter",
               "watts_per_core", "idle_s", "country", "grid_intensity", "pue", "encoder_method", "models_file",
-              "store", "out", "force", "tolerance_pts")
+              "store", "out", "force", "tolerance_pts", "executor", "ray_address", "max_retries")
     over: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for f in ("suites", "models", "variants"):
         if f in over:

@@ -82,6 +82,12 @@ class RunConfig:
     out: str | None = None
     force: bool = False
     tolerance_pts: float = 2.0
+    #: "local" (one process, cell after cell) or "ray" (groups spread over a Ray cluster; evaluator/executors.py)
+    executor: str = "local"
+    #: Ray cluster to join ("auto", "HOST:PORT"); None starts nothing and joins RAY_ADDRESS or "auto".
+    ray_address: str | None = None
+    #: How many times a Ray worker that dies mid-group (killed, out of memory) is retried.
+    max_retries: int = 1
     gates: Gates = field(default_factory=Gates)
 
     def validate(self, source: str = "run config") -> RunConfig:
@@ -110,7 +116,8 @@ class RunConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                       or not math.isfinite(value)):
                 raise bad(name, "must be a finite number")
-        for name in ("device", "meter", "encoder_method", "country", "models_file", "store", "out"):
+        for name in ("device", "meter", "encoder_method", "country", "models_file", "store", "out", "executor",
+                     "ray_address"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or "\x00" in value):
                 raise bad(name, "must be text without NUL characters")
@@ -124,6 +131,11 @@ class RunConfig:
             raise bad("threads", "must be >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise bad("device", "must be auto, cpu or cuda")
+        if self.executor not in ("local", "ray"):
+            raise bad("executor", "must be local or ray")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+            raise bad("max_retries", "must be a whole number between 0 and 10")
         if self.encoder_method not in ("auto", "zero-shot", "probe"):
             raise bad("encoder_method", "must be auto, zero-shot or probe")
         if self.meter not in METERS:

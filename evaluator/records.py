@@ -93,6 +93,9 @@ class CellResult:
     fallback_reason: str | None = None
     weights_sha256: str = ""
     # --- end of kernel fields
+    #: Where the cell was measured when an executor spread the grid (evaluator/executors.py): node, pid,
+    #: GPU ids, pinned cores, threads, and the groups that ran beside it on that node; empty when local.
+    placement: dict[str, Any] = field(default_factory=dict)
     cell_key: str = ""
     reused: bool = False
     on_frontier: bool = False

@@ -26,6 +26,7 @@ from evaluator.cellkey import KeyContext, cell_key, reuse
 from evaluator.config import RunConfig
 from evaluator.environment import environment, fallback_fields
 from evaluator.errors import FrugalError, ModelNotAvailable, VariantNotApplicable
+from evaluator.executors import get_executor
 from evaluator.failures import describe
 from evaluator.measure import Measured, energy_per_item, idle_power_w, measure, phase_figures
 from evaluator.meters import Meter, MeterOptions, create_meter
@@ -136,13 +137,12 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
                               "0: the estimate counts only this process's CPU time, so idle draw is excluded")
     store.update_run(run_id, meter_json=meter_ctx)
     try:
-        for spec in the_plan.models:
-            for variant in the_plan.variants:
-                if ctx.cancelled():
-                    break
-                _run_group(ctx, the_plan.tasks, spec, variant)
+        get_executor(config.executor).run_groups(ctx, the_plan, _Hooks)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted", finished_at=now_iso())
+        raise
+    except FrugalError:  # the executor refused (no cluster, a resource missing): the run says so
+        store.update_run(run_id, status="failed", finished_at=now_iso())
         raise
     finally:
         meter.close()
@@ -155,6 +155,15 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
     store.update_run(run_id, status=status, finished_at=now_iso())
     emit({"type": "end", "run_id": run_id, "status": status})
     return RunResult(run_id, str(store.path), cells, fronts, env, meter_ctx, status)
+
+
+def _worker_ctx(config: RunConfig, variant: Composite, run_id: str, idle_w: float, g_per_kwh: float, store: Any,
+                emit: Callable[[Event], None], threads: int) -> tuple[_Ctx, _Runtime]:
+    """The context a group runs in on a worker (its own backend runtime and meter; the store a proxy)."""
+    backend = get_backend(variant.backend)
+    rt = _Runtime(backend, backend.pick_device(config.device), backend.set_threads(threads))
+    meter = create_meter(config.meter, MeterOptions(watts_per_core=config.watts_per_core, country=config.country))
+    return _Ctx(config, store, run_id, meter, g_per_kwh, emit, {variant.backend: rt}, idle_w), rt
 
 
 def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite) -> None:
@@ -296,6 +305,14 @@ def _store_failed(ctx: _Ctx, task: Task, names: dict[str, str], error: str, key:
                       task_type=task.type, prompt_template=task.prompt, **names)
     ctx.store.add_cell(ctx.run_id, cell)
     ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": "failed", "error": error})
+
+
+class _Hooks:
+    """What an executor calls back into (evaluator/executors.py never imports the runner)."""
+
+    run_group = staticmethod(_run_group)
+    worker_ctx = staticmethod(_worker_ctx)
+    store_failed = staticmethod(_store_failed)
 
 
 def load_result(source: str, store: str | None = None) -> RunResult:

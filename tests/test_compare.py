@@ -388,3 +388,14 @@ def test_two_proportion_p_needs_items_on_both_sides():
     assert two_proportion_p(0, 1, 1, 1) == pytest.approx(math.erfc(math.sqrt(2) / math.sqrt(2)))
     assert two_proportion_p(1, 1, 0, 1) == two_proportion_p(0, 1, 1, 1)
     assert two_proportion_p(1, 0, 1, 1) == 1.0 and two_proportion_p(1, 1, 1, 0) == 1.0
+
+
+def test_a_row_with_one_accuracy_missing_shows_a_dash():
+    from dataclasses import replace
+
+    from evaluator.compare import _render_row
+
+    a, b = cell("t", 0.8, 10.0), cell("t", 0.7, 10.0)
+    for x, y in ((replace(a, accuracy=None), b), (a, replace(b, accuracy=None))):
+        row = _render_row(diff_cells(x, y))
+        assert row[1:3] == ("-", "-"), row

@@ -254,6 +254,7 @@ def test_user_suite_with_generation_and_fewshot_through_suite_path(tmp_path, cap
     csv_head = (out / "results.csv").read_text().splitlines()[0].split(",")
     assert {"energy_j_per_token", "prefill_energy_j", "truncation_rate", "decode_tokens_per_s"} <= set(csv_head)
     assert "Generated answers" in (out / "report.html").read_text()
+    assert "### Generated answers (1 cells)" in (out / "summary.md").read_text()
     # the store keeps the raw output, correctness, tokens, stop reason and the extracted answer
     st = Store(str(tmp_path / "s.sqlite"))
     recs = st.items(doc["run_id"], "mine", "qa", "fake-lm", "fake")
@@ -359,3 +360,36 @@ def test_smollm2_generation_task_end_to_end_through_the_runner(pulled, tmp_path)
     recs = Store(str(tmp_path / "s.sqlite")).items(res.run_id, "mine", "qa", "smollm2-135m", "fp32")
     assert all(r.output and r.is_correct is not None for r in recs)
     assert sum(r.correct for r in recs) == c.n_correct
+
+
+def test_items_page_shows_the_written_text_and_the_extracted_answer(tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from evaluator.config import RunConfig
+    from evaluator.runner import run
+
+    d = _suite(tmp_path, _TASK + "    max_new_tokens: 6\n    stop: [\"\\n\"]\n    extract: number\n"
+                                 "    metrics: [numeric]\n", _ROWS)
+    mf = _models(tmp_path, {"fake-a": ("causal-lm", {"seed": 1, "replies": {"What is 3 plus 3": "I think 6 apples"}}),
+                            "fake-b": ("causal-lm", {"seed": 2, "replies": {"What is 3 plus 3": "7"}})})
+    store = tmp_path / "s.sqlite"
+    res = run(RunConfig(suites=(str(d),), models=("fake-a", "fake-b"), variants=("fake",), repeats=1, limit=3,
+                        meter="estimate", idle_s=0, store=str(store), models_file=str(mf)))
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("FRUGAL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FRUGAL_STORE", str(store))
+    monkeypatch.setenv("FRUGAL_MODELS", str(mf))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/items.py")
+    at.query_params.update(run=res.run_id, suite="mine", task="qa", a="fake-a:fake", b="fake-b:fake")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.segmented_control(key="items_show").set_value("all").run()
+    frame = at.dataframe[0].value
+    row = frame[frame["item"] == "q3"].iloc[0]
+    assert row["A: fake-a:fake"] == "✓ '6'" and row["B: fake-b:fake"] == "✗ '7'"
+    assert row["A wrote (fake-a:fake)"] == "'I think 6 apples' (eos, 5 tokens)" and row["correct"] == "6"
+    assert "choices" not in frame.columns

@@ -202,6 +202,7 @@ def test_points_not_better_than_chance_get_no_grade_and_are_not_recommended():
     only_guesses = recommend([guess, replace(_pt("g2", 0.895, 0.5), above_chance=False)])
     assert only_guesses.choice.model == "g2" and only_guesses.text.endswith(
         " Warning: no point is better than chance at 95% on this suite.")
+    assert only_guesses.text.startswith("g2 fp32 is within 0.5 points of the best")  # the warning is added
 
 
 def test_recommendation_names_its_runner_up_and_whether_intervals_overlap():

@@ -1,7 +1,8 @@
 """Write the items of the built-in generative suites (finance-answers, health-answers, climate-answers).
 
 The passages are fictional and were written for the Frugal project from the templates below; every company,
-medicine, council and figure is invented. Run from the repository root: ``python domains/tools/make_generative_items.py``.
+medicine, council and figure is invented. Run from the repository root:
+``python domains/tools/make_generative_items.py``.
 The output is deterministic (seeded). Each label is checked here: the answer (or, for a computed answer, each
 figure it is computed from) appears verbatim in the passage, the computed value is re-derived from the parsed
 passage figures, and no two items share a passage and question.
@@ -33,11 +34,13 @@ def pos(name: str) -> str:
 
 
 def money(rng: random.Random, lo: float, hi: float, unit: str) -> tuple[float, str]:
+    """A figure with one decimal, and its text with thousands separators and ``unit``."""
     v = round(rng.uniform(lo, hi), 1)
     return v, f"{v:,.1f} {unit}"
 
 
 def finance(rng: random.Random) -> list[dict]:
+    """Earnings and loan passages; the answer is a figure (numeric)."""
     items = []
     for i in range(125):
         co = COMPANIES[i % len(COMPANIES)]
@@ -102,7 +105,8 @@ MEDS = ["Dorvalin", "Quenzaprin", "Halventa", "Ostrelix", "Maprodine", "Tirvanol
 FORMS = [("tablet", "tablets"), ("capsule", "capsules")]
 NUM_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 GROUPS = [("pregnant women", ["pregnant women", "women who are pregnant", "pregnant people"]),
-          ("people with kidney disease", ["people with kidney disease", "kidney disease", "anyone with kidney disease"]),
+          ("people with kidney disease",
+           ["people with kidney disease", "kidney disease", "anyone with kidney disease"]),
           ("children under 12", ["children under 12", "children under 12 years", "children younger than 12"]),
           ("people with asthma", ["people with asthma", "asthma", "anyone with asthma"]),
           ("people with liver disease", ["people with liver disease", "liver disease", "anyone with liver disease"]),
@@ -111,6 +115,7 @@ GROUPS = [("pregnant women", ["pregnant women", "women who are pregnant", "pregn
 
 
 def health(rng: random.Random) -> list[dict]:
+    """Patient-leaflet passages; short answers with their accepted variants."""
     items = []
     for i in range(125):
         med = MEDS[i % len(MEDS)]
@@ -171,6 +176,7 @@ UNITS = [("tonnes of CO2 equivalent", ["tonnes of CO2 equivalent", "tCO2e", "ton
 
 
 def climate(rng: random.Random) -> list[dict]:
+    """Report-style sentences; a value, a year or a unit."""
     items = []
     for i in range(125):
         place = PLACES[i % len(PLACES)]
@@ -178,8 +184,10 @@ def climate(rng: random.Random) -> list[dict]:
         year = rng.randrange(2018, 2025)
         if kind == 0:  # easy: one value
             t = round(rng.uniform(0.6, 2.4), 2)
-            passage = f"The {place} Climate Office reports that the mean temperature in {year} was {t} °C above the 1961-1990 average."
-            question = f"By how many degrees Celsius was {pos(place)} {year} mean temperature above the 1961-1990 average?"
+            passage = (f"The {place} Climate Office reports that the mean temperature in {year} was {t} °C above "
+                       f"the 1961-1990 average.")
+            question = (f"By how many degrees Celsius was {pos(place)} {year} mean temperature above the "
+                        f"1961-1990 average?")
             targets, diff = [f"{t}"], "easy"
         elif kind == 1:  # easy: target year
             goal = rng.randrange(2030, 2061, 5)
@@ -191,7 +199,8 @@ def climate(rng: random.Random) -> list[dict]:
         elif kind == 2:  # medium: unit
             unit, unit_targets = UNITS[(i // 5) % len(UNITS)]
             v = rng.randrange(1200, 98000)
-            passage = f"In {year}, the {place} water and energy board recorded {v:,} {unit}, the figure used in its annual climate report."
+            passage = (f"In {year}, the {place} water and energy board recorded {v:,} {unit}, the figure used in "
+                       f"its annual climate report.")
             question = f"In what unit is the {place} board's {year} figure given?"
             targets, diff = unit_targets, "medium"
         elif kind == 3:  # medium: two values, ask the earlier one
@@ -208,7 +217,8 @@ def climate(rng: random.Random) -> list[dict]:
             passage = (f"Renewables supplied {share}% of {pos(place)} electricity in {year}, of which solar made up "
                        f"{solar} percentage points; the region's targets are set against a {base} baseline.")
             if i % 2:
-                question, targets = f"What share of {pos(place)} electricity came from renewables in {year}?", [f"{share}%"]
+                question = f"What share of {pos(place)} electricity came from renewables in {year}?"
+                targets = [f"{share}%"]
             else:
                 question, targets = f"Against which baseline year are {pos(place)} targets set?", [f"{base}"]
             diff = "hard"
@@ -219,6 +229,7 @@ def climate(rng: random.Random) -> list[dict]:
 
 
 def write(path: Path, items: list[dict], seed: int) -> None:
+    """The items as JSONL, about 20 % of them (seeded) split: train; no passage and question twice."""
     rng = random.Random(seed)
     train = set(rng.sample(range(len(items)), len(items) // 5))  # about 20 % train
     seen = set()

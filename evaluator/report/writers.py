@@ -504,6 +504,7 @@ def render_summary_md(result: RunResult, tolerance_pts: float = 2.0) -> str:
                   "|---|---|---|---|---|"]
         lines += [f"| {md_escape(c.suite)} | {md_escape(c.task)} | {md_escape(c.model)} | {md_escape(c.variant)} | "
                   f"{md_escape(c.fallback_reason or '')} |" for c in slow]
+    lines += generation_markdown(result)
     if result.failed:
         lines += ["", f"### Failed cells ({len(result.failed)})", "", "| Suite | Task | Model | Variant | Reason |",
                   "|---|---|---|---|---|"]
@@ -514,6 +515,23 @@ def render_summary_md(result: RunResult, tolerance_pts: float = 2.0) -> str:
     lines += ["", "Grades A (least energy) to E (most) are relative to each suite in this run. "
               "Full details: report.html in the run's output folder.", ""]
     return "\n".join(lines)
+
+
+def generation_markdown(result: RunResult) -> list[str]:
+    """Summary lines for generated answers: energy per query and per correct answer, prefill share, speed."""
+    cells = [c for c in _ok_cells(result) if c.task_type == "generation"]
+    if not cells:
+        return []
+    lines = ["", f"### Generated answers ({len(cells)} cells)", "",
+             "| Task | Model | Variant | Accuracy (%) | J / query | J / correct | J / token | Prefill share | "
+             "Decode tok/s | Truncated |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for c in sorted(cells, key=lambda c: (c.suite, c.task, c.energy_j_per_1k or 0)):
+        lines.append(f"| {md_escape(c.suite)}/{md_escape(c.task)} | {md_escape(c.model)} | {md_escape(c.variant)} | "
+                     f"{_pct(c.accuracy)} | {_num(c.energy_j_per_item, ',.3f')} | "
+                     f"{_num(c.energy_j_per_correct, ',.3f')} | "
+                     f"{_num(c.energy_j_per_token, ',.4f')} | {_pct(c.prefill_energy_share)} | "
+                     f"{_num(c.decode_tokens_per_s, ',.1f')} | {_pct(c.truncation_rate)} |")
+    return lines
 
 
 def write_summary_md(result: RunResult, path: Path | str, tolerance_pts: float = 2.0,
