@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -c requirements.lock \
-	  -e '.[dev,codecarbon,browser-tests,runtimes]'
+	  -e '.[dev,codecarbon,browser-tests,runtimes,ray]'
 	touch $(STAMP)
 
 # Rebuild llama-cpp-python for this machine's own instruction sets (AVX-512, AMX where present); bypasses the

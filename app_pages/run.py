@@ -418,6 +418,14 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     meter = c3.selectbox("Energy meter", list(METERS), index=list(METERS).index("auto"), key="meter",
                          help="; ".join(f"{k}: {v[1]}" for k, v in METERS.items()))
 
+    with st.expander("Where to run", icon=":material/hub:"):
+        executor = st.radio("Executor", ["local", "ray"], horizontal=True, key="executor",
+                            help="local: this machine, one cell after another. ray: the (model, variant) groups "
+                            "spread over a Ray cluster (docs/scale-out.md): each node measures with its own "
+                            "cache, a machine-wide meter gets a node to itself, every cell records its node.")
+        ray_address = st.text_input("Ray address", value="auto", key="ray_address", disabled=executor != "ray",
+                                    help="'auto' joins the cluster this machine belongs to; or HOST:PORT.")
+
     models_box(models, status, reg)
 
     if not suites or not models or not variants:
@@ -427,7 +435,8 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
 
     config = RunConfig(suites=tuple(suites), models=tuple(models), variants=tuple(variants),
                        limit=int(limit) or None, repeats=int(repeats), meter=meter, store=C.store_path(),
-                       models_file=C.models_file())
+                       models_file=C.models_file(), executor=executor,
+                       ray_address=(ray_address.strip() or None) if executor == "ray" else None)
     try:
         n_cells, est, n_all, max_task = grid_summary(json.dumps(config.to_dict(), sort_keys=True), _store_version())
     except FrugalError as exc:

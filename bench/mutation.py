@@ -180,7 +180,10 @@ def _md(results: list[dict], command: str) -> list[str]:
           f"{TARGET_SCORE:.0%} of mutants killed in every module.", "",
           "| module | tests | mutants | killed | survived | score | time |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        tests = ", ".join(t.removeprefix("tests/") for t in r["tests"] if t.startswith("tests/"))
+        args = r["tests"]
+        files = [t for i, t in enumerate(args) if t.startswith("tests/") and not (i and args[i - 1].startswith("-"))]
+        dropped = [t.split("::")[-1] for i, t in enumerate(args) if i and args[i - 1] == "--deselect"]
+        tests = ", ".join(t.removeprefix("tests/") for t in files) + "".join(f" (without {d})" for d in dropped)
         md.append(f"| `{r['module']}` | {tests} | {r['mutants']} | {r['killed']} | {r['survived']} | "
                   f"{r['score']:.1%} | {r['seconds']:.0f} s |")
     md += ["", "Killed includes timeouts (a mutant that makes a test hang is caught by mutmut's time limit).", ""]

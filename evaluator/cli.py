@@ -117,11 +117,18 @@ class _Progress:
             self.total = e["cells"]
             _err(f"run {e['run_id']}: {self.total} cells -> {term(e['store'])}")
         elif e["type"] == "load":
-            _err(f"  loading {term(e['model'])} [{term(e['variant'])}] ...")
+            on = f" on {term(e['node'])}" if e.get("node") else ""
+            _err(f"  loading {term(e['model'])} [{term(e['variant'])}]{on} ...")
+        elif e["type"] == "placed":
+            _err(f"  {term(e['model'])} [{term(e['variant'])}] placed on node {term(e['node'])} (pid {e['pid']})")
+        elif e["type"] == "retry":
+            _err(f"  {term(e['model'])} [{term(e['variant'])}]: worker lost ({term(e['reason'])[:160]}); "
+                 f"attempt {e['attempt']}")
         elif e["type"] == "cell":
             self.done += 1
             bar = "#" * int(20 * self.done / max(1, self.total))
-            what = f"{term(e['suite'])}/{term(e['task'])} {term(e['model'])} [{term(e['variant'])}]"
+            what = f"{term(e['suite'])}/{term(e['task'])} {term(e['model'])} [{term(e['variant'])}]" + (
+                f" @{term(e['node'])}" if e.get("node") else "")
             if e["status"] == "failed":
                 tail = f"FAILED: {term(str(e.get('error') or '')[:160])}"
             else:

@@ -401,12 +401,15 @@ def _child(job_file: str) -> int:
                 d["current"] = f"loading {e['model']} [{e['variant']}]" + (
                     f", then measuring {todo[0][0]}/{todo[0][1]}" if todo else "")
             elif e["type"] == "cell-start":
-                d["current"] = (f"measuring {e['suite']}/{e['task']} · {e['model']} [{e['variant']}] "
+                on = f" on {e['node']}" if e.get("node") else ""  # the Ray executor says where
+                d["current"] = (f"measuring {e['suite']}/{e['task']} · {e['model']} [{e['variant']}]{on} "
                                 f"(cell {int(d.get('cells_done') or 0) + 1} of {d.get('cells_planned') or '?'})")
+            elif e["type"] == "placed":
+                d.setdefault("nodes", {})[f"{e['model']} [{e['variant']}]"] = e["node"]
             elif e["type"] == "cell":
                 d["cells_done"] = int(d.get("cells_done") or 0) + 1
                 keep = ("suite", "task", "model", "variant", "status", "accuracy", "energy_j", "energy_method",
-                        "error")
+                        "error", "node")
                 d.setdefault("cells", []).append({k: e.get(k) for k in keep} | {"at": _now()})
                 mv = (e["model"], e["variant"])
                 todo = pending.setdefault(mv, list(order.get(mv, [])))
