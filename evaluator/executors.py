@@ -36,6 +36,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -196,7 +197,7 @@ def _group_worker(hooks: Any, config: Any, spec: ModelSpec, variant_name: str, t
         node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), "")
         placement = {"executor": "ray", "node_id": node_id, "node_ip": node_ip,
                      "host": socket.gethostname(), "pid": os.getpid(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                     "pinned_cores": cores, "threads": rt.threads, "device": rt.device}
+                     "pinned_cores": cores, "threads": rt.threads, "device": rt.device, "started_at": time.time()}
         yield "started", placement
 
         def work() -> None:
@@ -217,7 +218,7 @@ def _group_worker(hooks: Any, config: Any, spec: ModelSpec, variant_name: str, t
                 break
             if kind == "cell":
                 cell, items, reused_from = payload
-                payload = (replace(cell, placement=dict(placement)), items, reused_from)
+                payload = (replace(cell, placement={**placement, "done_at": time.time()}), items, reused_from)
             yield kind, payload
         t.join()
 
@@ -311,7 +312,7 @@ class RayExecutor:
                     continue  # a retried worker re-yields what its first attempt already delivered
                 node = cell.placement.get("node_id", "")
                 beside = sorted(f"{jobs[j][0].name}:{jobs[j][1].name}" for j in running.get(node, set()) if j != i)
-                cell = replace(cell, placement={**cell.placement, "co_running": beside})
+                cell = replace(cell, placement={**cell.placement, "co_running": beside, "committed_at": time.time()})
                 ctx.store.add_cell(ctx.run_id, cell, items, reused_from=reused_from)
                 stored[i].add((cell.suite, cell.task))
             elif kind == "error":

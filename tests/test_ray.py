@@ -171,6 +171,14 @@ def test_groups_measured_with_rapl_never_share_a_node(cluster, fakes, tmp_path, 
     assert ok and all(c.energy_method == "rapl" and not c.is_estimate for c in ok)
     assert all(c.placement["co_running"] == [] for c in ok)  # nothing ran beside a RAPL group on its node
     assert len({(c.model, c.variant) for c in ok}) == 4
+    spans: dict[str, list[tuple[float, float]]] = {}  # node -> (group start, its last cell done), worker clocks
+    for key in {(c.model, c.variant) for c in ok}:
+        cs = [c for c in ok if (c.model, c.variant) == key]
+        spans.setdefault(cs[0].placement["node_id"], []).append(
+            (cs[0].placement["started_at"], max(c.placement["done_at"] for c in cs)))
+    for node_spans in spans.values():
+        node_spans.sort()
+        assert all(a[1] <= b[0] for a, b in zip(node_spans, node_spans[1:], strict=False)), node_spans
 
 
 @pytest.mark.slow
