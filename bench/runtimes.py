@@ -48,9 +48,9 @@ CAUSAL = ("fp32", "gguf-q4", "gguf-q8_0", "gguf-f16", "ort-fp32", "ort-int8", "o
 ENCODER = ("fp32", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
 
 
-def variants_for(kind: str) -> list[str]:
+def variants_for(kind: str, only: list[str] | None = None) -> list[str]:
     names = CAUSAL if kind == "causal-lm" else ENCODER
-    return [v for v in names if backend_availability(resolve_variant(v).backend) is None]
+    return [v for v in names if backend_availability(resolve_variant(v).backend) is None and (not only or v in only)]
 
 
 def speed(spec, variant_name, threads, prompts, max_new):
@@ -96,29 +96,35 @@ def overhead(spec, task, limit, threads, rounds):
         llm, n_vocab = loaded.llm, loaded.llm.n_vocab()
         ctx = llm._ctx.ctx
 
+        def decode(batch, seq, n_past, all_logits):
+            """The same decode pattern as Frugal's: drop the cache after n_past, decode, copy the logits."""
+            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), -1, n_past, -1)
+            rows = []
+            for s in range(0, len(seq), N_BATCH):
+                chunk = seq[s:s + N_BATCH]
+                batch.n_tokens = len(chunk)
+                for i, t in enumerate(chunk):
+                    batch.token[i], batch.pos[i], batch.n_seq_id[i] = t, n_past + s + i, 1
+                    batch.seq_id[i][0], batch.logits[i] = 0, all_logits or (s + i == len(seq) - 1)
+                llama_cpp.llama_decode(ctx, batch)
+                rows.append(np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx),
+                                                  shape=(len(chunk) if all_logits else 1, n_vocab)).copy())
+            return np.concatenate(rows) if all_logits else rows[-1][0]
+
         def bare():
+            batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
             out = []
             for r in tokenised:
+                first = _log_softmax(decode(batch, list(r.context), 0, False))
                 row = []
                 for cont in r.continuations:
-                    mem = llama_cpp.llama_get_memory(ctx)
-                    llama_cpp.llama_memory_seq_rm(mem, -1, 0, -1)
-                    seq = list(r.context) + list(cont[:-1])
-                    batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
-                    logits = []
-                    for s in range(0, len(seq), N_BATCH):
-                        chunk = seq[s:s + N_BATCH]
-                        batch.n_tokens = len(chunk)
-                        for i, t in enumerate(chunk):
-                            batch.token[i], batch.pos[i], batch.n_seq_id[i] = t, s + i, 1
-                            batch.seq_id[i][0], batch.logits[i] = 0, True
-                        llama_cpp.llama_decode(ctx, batch)
-                        logits.append(np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx),
-                                                            shape=(len(chunk), n_vocab)).copy())
-                    llama_cpp.llama_batch_free(batch)
-                    lp = _log_softmax(np.concatenate(logits)[len(r.context) - 1:])
-                    row.append(float(sum(lp[t, tok] for t, tok in enumerate(cont))))
+                    ll = float(first[cont[0]])
+                    if len(cont) > 1:
+                        lp = _log_softmax(decode(batch, list(cont[:-1]), len(r.context), True))
+                        ll += float(sum(lp[t, tok] for t, tok in enumerate(cont[1:])))
+                    row.append(ll)
                 out.append(row)
+            llama_cpp.llama_batch_free(batch)
             return out
 
         frugal_t, bare_t = [], []
@@ -151,7 +157,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--max-new", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", help="only these variants (default: every one that applies)")
+    ap.add_argument("--variants-for", nargs="+", default=[], metavar="MODEL=V1,V2",
+                    help="per-model variant lists, e.g. qwen2.5-0.5b=fp32,gguf-q4")
     ap.add_argument("--skip-runs", action="store_true", help="only the speed and overhead figures")
+    ap.add_argument("--overhead-only", action="store_true", help="only Frugal's overhead over bare llama.cpp")
     ap.add_argument("--out", default="out/bench/runtimes.md")
     args = ap.parse_args()
 
@@ -165,7 +175,12 @@ def main() -> int:
     store = Path(tempfile.mkdtemp(prefix="frugal-bench-runtimes-")) / "store.sqlite"
     for name in args.models:
         spec = registry[name]
-        names = variants_for(spec.kind)
+        if args.overhead_only:
+            task = next(t for t in load_suite("finance").tasks if t.type == "classification")
+            raw["overhead"][name] = overhead(spec, task, args.limit, args.threads, args.rounds)
+            continue
+        per = dict(x.split("=", 1) for x in args.variants_for)
+        names = variants_for(spec.kind, per[name].split(",") if name in per else args.variants)
         print(f"{name}: {', '.join(names)}", file=sys.stderr, flush=True)
         cells = []
         if not args.skip_runs:

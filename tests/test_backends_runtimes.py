@@ -21,14 +21,20 @@ from evaluator.suite import load_suite
 from evaluator.tasks import ScoringOptions, get_task_type
 from evaluator.variants import ModelInfo, resolve_variant
 
-N_ITEMS = 20  # per task, two tasks (classification + multiple choice)
+N_ITEMS = 30  # per task, two tasks (classification + multiple choice): 60 items
 #: Summed log-likelihoods, llama.cpp Q4_1 vs torch fp32 on the same dequantized weights: the largest per-item
-#: difference measured was about 0.3 nats on choices of -5 to -40 nats (llama.cpp rounds activations to 8
-#: bits in its Q4_1 dot products); 0.75 nats absolute or 5 % relative leaves room, and catches a BOS or
-#: tokenisation mismatch (several nats, and the predictions change).
+#: difference measured was 0.57 nats on choices of -4 to -40 nats (llama.cpp rounds activations to 8 bits
+#: (Q8_1) inside its Q4_1 dot products; its Q8_0 file, from the same weights, agrees on 100 %). 0.75 nats
+#: absolute or 5 % relative leaves room and still catches a BOS or tokenisation mismatch (several nats).
+#: Predictions: 57 of 60 agree (95.0 %, 2026-12-01); the 3 that flip were near-ties in torch (its two best
+#: choices within 0.03-0.09 nats), so every flip must be a near-tie (within the tolerance) as well.
 GGUF_Q4_ATOL, GGUF_Q4_RTOL = 0.75, 0.05
 #: fp32 graphs run the same arithmetic in another order: float32 rounding over 30 layers.
 FP32_ATOL = 2e-3
+
+#: The first use of a runtime variant builds its files once (ONNX export of smollm2: about 2-3 min on 2 idle
+#: cores, 8 min on a loaded machine); later runs find them in FRUGAL_HOME/derived.
+pytestmark = pytest.mark.timeout(1200)
 
 needs_llama = pytest.mark.skipif(backend_availability("llamacpp") is not None, reason="llama-cpp-python missing")
 needs_ort = pytest.mark.skipif(backend_availability("onnxruntime") is not None, reason="onnxruntime missing")
@@ -91,6 +97,10 @@ def test_gguf_q4_log_likelihoods_agree_with_torch_fp32_on_the_same_weights(pulle
           f"largest log-likelihood difference {worst:.3f} nats")
     assert agree >= 0.95
     assert not bad, bad[:5]
+    for a, b in zip(torch_scores, got, strict=True):
+        if a.pred != b.pred:  # only a near-tie may flip: torch's two best choices within the noise
+            top = sorted(a.scores, reverse=True)
+            assert top[0] - top[1] < GGUF_Q4_ATOL, (a.item_id, a.scores, b.scores)
     assert fp["weight_dtype"] == "Q4_1"
     assert fp["weights_sha256"] == pulled["smollm2-135m"].offline.sha256["model.gguf"]
 
@@ -122,8 +132,10 @@ def test_openvino_fp32_log_likelihoods_match_torch_fp32_to_float_tolerance(pulle
 
 
 @pytest.mark.parametrize("variant", [
-    pytest.param("gguf-q8_0", marks=needs_llama), pytest.param("ort-int8", marks=needs_ort),
-    pytest.param("ov-int8", marks=needs_ov)])
+    pytest.param("gguf-q8_0", marks=needs_llama), pytest.param("ort-int8", marks=[needs_ort, pytest.mark.slow]),
+    pytest.param("ov-int8", marks=[needs_ov, pytest.mark.slow]), pytest.param("ov-int4", marks=[needs_ov,
+                                                                                                 pytest.mark.slow]),
+    pytest.param("ort-int4", marks=[needs_ort, pytest.mark.slow])])
 def test_quantized_runtimes_report_their_agreement_with_torch_fp32(pulled, lm_tasks, torch_scores, variant):
     loaded = _load(pulled["smollm2-135m"], variant)
     try:
@@ -185,7 +197,8 @@ def torch_texts(torch_lm):
 @pytest.mark.parametrize("variant,minimum", [
     pytest.param("gguf-f16", 0.9, marks=needs_llama), pytest.param("ort-fp32", 0.9, marks=needs_ort),
     pytest.param("ov-fp32", 0.9, marks=needs_ov), pytest.param("gguf-q4", 0.0, marks=needs_llama),
-    pytest.param("gguf-q8_0", 0.0, marks=needs_llama), pytest.param("ov-int8", 0.0, marks=needs_ov)])
+    pytest.param("gguf-q8_0", 0.0, marks=needs_llama),
+    pytest.param("ov-int8", 0.0, marks=[needs_ov, pytest.mark.slow])])
 def test_greedy_generations_match_torch_fp32(pulled, torch_texts, variant, minimum):
     loaded = _load(pulled["smollm2-135m"], variant)
     try:

@@ -7,46 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from _fakes import FakeNvml, NoDriver  # tests/ is on sys.path
 
-from evaluator.errors import FrugalError
 from evaluator.meters import METERS, MeterOptions, create_meter
 from evaluator.meters.auto import AutoMeter
 from evaluator.meters.codecarbon_meter import CodecarbonMeter, hardware_modes
 from evaluator.meters.nvml import NvmlBackend, NvmlMeter
 from evaluator.meters.rapl import RaplMeter
-
-
-class FakeNvml(NvmlBackend):
-    """GPUs with settable energy counters (the fake subclasses the real backend)."""
-
-    def __init__(self, energy_mj: list[int]) -> None:
-        super().__init__()
-        self.energy_mj, self.inits = list(energy_mj), 0
-
-    def init(self) -> None:
-        self.inits += 1
-
-    def shutdown(self) -> None:
-        self.inits -= 1
-
-    def device_count(self) -> int:
-        return len(self.energy_mj)
-
-    def handle(self, index: int) -> int:
-        return index
-
-    def name(self, handle: int) -> str:
-        return "Fake GPU"
-
-    def total_energy_mj(self, handle: int) -> int:
-        return self.energy_mj[handle]
-
-
-class NoDriver(NvmlBackend):
-    """NVML that fails to load, as without an NVIDIA driver."""
-
-    def init(self) -> None:
-        raise FrugalError("NVML: NVML Shared Library Not Found (no NVIDIA driver?)")
 
 
 def zone(parent: Path, dirname: str, name: str, energy_uj: int) -> Path:

@@ -336,8 +336,9 @@ def _generate_batch(lm: TorchLoaded, reqs: list[TokenizedPrompt]) -> list[Genera
         mask[b, lp - len(r.ids):] = 1
     # A fresh config: greedy, no sampling settings or repetition penalty inherited from the checkpoint.
     cfg = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=first.max_new_tokens, pad_token_id=pad,
-                           eos_token_id=eos, repetition_penalty=1.0)
-    extra: dict[str, Any] = {"stop_strings": list(first.stop), "tokenizer": tok} if first.stop else {}
+                           eos_token_id=eos, repetition_penalty=1.0, use_cache=True,
+                           stop_strings=list(first.stop) or None)
+    extra: dict[str, Any] = {"tokenizer": tok} if first.stop else {}
     with torch.inference_mode():
         seq = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=cfg, **extra)
     new = seq[:, lp:].tolist()
