@@ -36,12 +36,16 @@ PALETTE: tuple[str, ...] = (
     "#D62728", "#9467BD", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF", "#6A3D9A", "#B15928",
 )
 #: Marker symbols for variants (filled; the "-open" form marks indistinguishable points).
+#: Ordered so that the first ones differ most in outline (square, diamond, pentagon and hexagon look alike
+#: at marker size: they come last).
 SYMBOLS: tuple[str, ...] = (
-    "circle", "square", "diamond", "triangle-up", "pentagon", "hexagon", "star", "triangle-down",
-    "cross", "x", "triangle-left", "triangle-right", "hourglass", "bowtie", "star-diamond", "hexagram",
+    "circle", "triangle-up", "square", "x", "star", "cross", "triangle-down", "diamond", "hourglass",
+    "hexagram", "bowtie", "triangle-left", "triangle-right", "pentagon", "hexagon", "star-diamond",
 )
 #: Fixed symbols for common variants, so they look the same in every chart.
-KNOWN_SYMBOLS: dict[str, str] = {"fp32": "circle", "bf16": "square", "fp16": "diamond"}
+KNOWN_SYMBOLS: dict[str, str] = {"fp32": "circle", "bf16": "square", "fp16": "diamond",
+                                 "prune-structured-25": "triangle-up", "int8-weight-only": "x", "gguf-q4": "star",
+                                 "ort-int8": "cross"}
 FRONTIER_COLOUR = "#444444"
 
 
@@ -176,7 +180,7 @@ def frontier_figure(points: list[SuitePoint], title: str = "", tolerance_pts: fl
         fig.add_trace(go.Scatter(
             x=[p.energy_j_per_1k for p in pts], y=acc, mode="markers",
             name=html.escape(model), legendgroup="models", legendgrouptitle_text="Model (colour)",
-            marker={"color": colours[model], "size": [13 if p.on_frontier else 10 for p in pts],
+            marker={"color": colours[model], "size": [14 if p.on_frontier else 11 for p in pts],
                     "symbol": [symbols[p.variant] + ("-open" if p.indistinguishable else "") for p in pts],
                     "line": {"width": [2 if p.on_frontier or p.indistinguishable else 0.5 for p in pts],
                              "color": [FRONTIER_COLOUR if p.on_frontier else colours[model] for p in pts]}},
@@ -193,14 +197,15 @@ def frontier_figure(points: list[SuitePoint], title: str = "", tolerance_pts: fl
             mode="lines+text" if label_points else "lines", line={"shape": "hv", "color": FRONTIER_COLOUR,
                                                                   "width": 1.5, "dash": "dot"},
             text=[html.escape(p.label) for p in front] if label_points else None,
-            textposition=["top right" if i == 0 else "top left" for i in range(len(front))],
+            # above the step line, and inward at the ends (leftmost to the right, the others to the left)
+            textposition=["top right" if i == 0 and len(front) > 1 else "top left" for i in range(len(front))],
             textfont={"size": 11, "color": FRONTIER_COLOUR},
             name="Pareto frontier", legendgroup="key", legendgrouptitle_text="Key", hoverinfo="skip"))
     for variant in sorted(symbols):
         fig.add_trace(go.Scatter(
             x=[None], y=[None], mode="markers", name=html.escape(variant), legendgroup="variants",
             legendgrouptitle_text="Variant (symbol)",
-            marker={"symbol": symbols[variant], "color": "#888888", "size": 10}, hoverinfo="skip"))
+            marker={"symbol": symbols[variant], "color": "#555555", "size": 12}, hoverinfo="skip"))
     if any(p.indistinguishable for p in shown):
         fig.add_trace(go.Scatter(
             x=[None], y=[None], mode="markers", name="open marker: CI overlaps the frontier (indistinguishable)",
@@ -213,9 +218,14 @@ def frontier_figure(points: list[SuitePoint], title: str = "", tolerance_pts: fl
         top = rec.best.accuracy * 100
         fig.add_hrect(y0=top - tolerance_pts, y1=top, fillcolor="#2ca02c", opacity=0.08, line_width=0,
                       layer="below")
+        # the label points away from the nearer edge, so it is never cut off at the plot's right side
+        lo_e = min(math.log10(p.energy_j_per_1k) for p in shown)
+        hi_e = max(math.log10(p.energy_j_per_1k) for p in shown)
+        right_half = math.log10(rec.choice.energy_j_per_1k) > (lo_e + hi_e) / 2
         fig.add_annotation(
             x=math.log10(rec.choice.energy_j_per_1k), y=rec.choice.accuracy * 100, xref="x", yref="y",
-            text=f"recommended: {html.escape(rec.choice.label)}", showarrow=True, arrowhead=2, ax=40, ay=40,
+            text=f"recommended: {html.escape(rec.choice.label)}", showarrow=True, arrowhead=2,
+            ax=-50 if right_half else 50, ay=40, xanchor="right" if right_half else "left",
             font={"size": 11, "color": "#1a7f37"}, bgcolor="rgba(255,255,255,0.8)")
 
     notes = []
@@ -238,7 +248,7 @@ def frontier_figure(points: list[SuitePoint], title: str = "", tolerance_pts: fl
     if shown:
         lo = min(p.energy_j_per_1k for p in shown)
         hi = max(p.energy_j_per_1k for p in shown)
-        pad = max(0.12, 0.08 * (math.log10(hi) - math.log10(lo)))
+        pad = max(0.2, 0.12 * (math.log10(hi) - math.log10(lo)))  # room for labels at both ends
         ticks, labels = log_ticks(lo / 10**pad, hi * 10**pad)
         xaxis = {"range": [math.log10(lo) - pad, math.log10(hi) + pad], "tickvals": ticks, "ticktext": labels}
     fig.update_xaxes(type="log", title_text=energy_axis_title(shown), showgrid=True, gridcolor="#eeeeee", **xaxis)
