@@ -314,7 +314,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             s = load_suite(name)
             _out(f"{term(s.name):<10} {term(s.description)}")
             for t in s.tasks:
-                labels = ", ".join(lab.name for lab in t.labels) if t.labels else "multiple choice"
+                labels = ", ".join(lab.name for lab in t.labels) if t.labels else {
+                    "multiple_choice": "multiple choice", "generation": "generated answers"}.get(t.type, t.type)
                 n = f"{len(t.items):>4} test, {len(t.train_items):>3} train"
                 _out(f"    {term(t.name):<20} {t.type:<16} {n}  ({term(labels)})")
     elif args.what == "variants":

@@ -94,6 +94,9 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
     assert first is not None and last_m is not None
     e_mean, e_lo, e_hi = mean_ci(energies)
     d_mean, d_lo, d_hi = mean_ci(durations)
+    if pre_e and statistics.fmean(pre_e) >= e_mean:  # noise larger than the decode phase: say so, keep the row
+        unstable.append("prefill window measured at least as much energy as the whole pass: the decode split "
+                        "is within the noise (more repeats or a longer window)")
     return Measured(
         scores=first, energy_j=e_mean, energy_ci_low=e_lo, energy_ci_high=e_hi,
         active_energy_j=max(0.0, e_mean - idle_w * d_mean), duration_s=d_mean, duration_ci_low=d_lo,

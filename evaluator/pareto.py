@@ -55,7 +55,7 @@ def suite_points(cells: Sequence[CellResult]) -> dict[str, list[SuitePoint]]:
         out[suite].append(SuitePoint(
             suite, model, variant, acc, lo, min(1.0, acc + half),
             energy / n * 1000 if n else float("nan"), "+".join(methods), any(c.is_estimate for c in cs), n, len(cs),
-            chance_accuracy=chance, above_chance=None if chance is None else lo > chance))
+            chance_accuracy=chance, above_chance=None if chance is None or chance <= 0 else lo > chance))
     return {s: mark_frontier(p) for s, p in out.items()}
 
 
@@ -154,8 +154,13 @@ def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recom
     runner_up, overlaps = None, None
     if choice is best:
         cheaper = [p for p in eligible if p.energy_j_per_1k < best.energy_j_per_1k]
+        guessing = [p for p in points if p not in eligible and p.energy_j_per_1k < best.energy_j_per_1k]
         if len(points) == 1:
             text = f"{best.label} is the only point."
+        elif not cheaper and guessing:
+            text = (f"{best.label} is the most accurate ({best.accuracy:.1%}) of the points better than chance, "
+                    f"and the cheapest of them{est}; {len(guessing)} cheaper point(s) "
+                    f"({', '.join(p.label for p in guessing[:3])}) are not better than chance at 95%.")
         elif not cheaper:
             text = f"{best.label} is the most accurate ({best.accuracy:.1%}) and uses the least energy{est}."
         else:

@@ -273,7 +273,7 @@ def _cell(ctx: _Ctx, task: Task, metrics: dict[str, float], method: str, m: Meas
     return CellResult(
         suite=task.suite, task=task.name, model=model, variant=variant.name, status="ok",
         n_items=n_items, n_correct=n_correct, accuracy=n_correct / n_items, accuracy_ci_low=lo, accuracy_ci_high=hi,
-        chance_accuracy=chance, above_chance=lo > chance,
+        chance_accuracy=chance, above_chance=lo > chance if chance > 0 else None,  # no guessing: no chance line
         metrics=metrics, scoring_method=method, task_type=task.type, backend=rt.backend.name,
         backend_version=rt.backend.version(), energy_j=m.energy_j, active_energy_j=m.active_energy_j,
         energy_ci_low=m.energy_ci_low, energy_ci_high=m.energy_ci_high,

@@ -82,3 +82,20 @@ def test_a_below_chance_point_is_never_recommended_while_another_clears_chance()
     assert rec.choice is real
     all_guess = recommend([guess], 5.0)
     assert all_guess.choice is guess and "no point is better than chance" in all_guess.text
+
+
+def test_a_cheaper_point_below_chance_is_named_not_hidden_behind_least_energy():
+    real = _pt("qwen", 0.9, 0.8, 0.95, 3000.0)
+    guess = _pt("smol", 0.1, 0.0, 0.3, 1000.0, above=False)
+    rec = recommend([real, guess], 2.0)
+    assert rec.choice is real and "uses the least energy" not in rec.text
+    assert "of the points better than chance" in rec.text and "smol fp32" in rec.text
+
+
+def test_a_task_without_guessing_has_no_chance_line():
+    lo, hi = wilson_interval(1, 10)
+    c = CellResult("s", "t", "m", "v", "ok", n_items=10, n_correct=1, accuracy=0.1, accuracy_ci_low=lo,
+                   accuracy_ci_high=hi, energy_j=1.0, energy_method="estimate", chance_accuracy=0.0,
+                   above_chance=None)
+    (p,) = suite_points([c])["s"]
+    assert p.above_chance is None and p.grade == "A" and gradable(p)
