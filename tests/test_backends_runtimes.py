@@ -118,6 +118,7 @@ def test_ort_fp32_log_likelihoods_match_torch_fp32_to_float_tolerance(pulled, lm
     assert not bad, bad[:5]
 
 
+@pytest.mark.slow  # converts the ONNX export to OpenVINO IR (minutes on 2 cores)
 @needs_ov
 def test_openvino_fp32_log_likelihoods_match_torch_fp32_to_float_tolerance(pulled, lm_tasks, torch_scores):
     loaded = _load(pulled["smollm2-135m"], "ov-fp32")
@@ -195,8 +196,9 @@ def torch_texts(torch_lm):
 
 
 @pytest.mark.parametrize("variant,minimum", [
-    pytest.param("gguf-f16", 0.9, marks=needs_llama), pytest.param("ort-fp32", 0.9, marks=needs_ort),
-    pytest.param("ov-fp32", 0.9, marks=needs_ov), pytest.param("gguf-q4", 0.0, marks=needs_llama),
+    pytest.param("gguf-f16", 0.9, marks=needs_llama),
+    pytest.param("ort-fp32", 0.9, marks=[needs_ort, pytest.mark.slow]),
+    pytest.param("ov-fp32", 0.9, marks=[needs_ov, pytest.mark.slow]), pytest.param("gguf-q4", 0.0, marks=needs_llama),
     pytest.param("gguf-q8_0", 0.0, marks=needs_llama),
     pytest.param("ov-int8", 0.0, marks=[needs_ov, pytest.mark.slow])])
 def test_greedy_generations_match_torch_fp32(pulled, torch_texts, variant, minimum):
@@ -238,7 +240,8 @@ def torch_embeddings(pulled):
 
 @pytest.mark.parametrize("variant,min_cos", [
     pytest.param("ort-fp32", 0.99999, marks=needs_ort), pytest.param("ov-fp32", 0.99999, marks=needs_ov),
-    pytest.param("ort-int8", 0.95, marks=needs_ort), pytest.param("ov-int8", 0.99, marks=needs_ov)])
+    pytest.param("ort-int8", 0.95, marks=[needs_ort, pytest.mark.slow]),
+    pytest.param("ov-int8", 0.99, marks=[needs_ov, pytest.mark.slow])])
 def test_encoder_embeddings_match_torch(pulled, torch_embeddings, variant, min_cos):
     texts, ref = torch_embeddings
     loaded = _load(pulled["minilm-l6"], variant)

@@ -124,6 +124,7 @@ def test_the_grid_on_ray_equals_the_local_grid_and_records_where_it_ran(cluster,
     assert all(c.reused for c in again.cells if c.status == "ok")
 
 
+@pytest.mark.slow  # three runs of a deliberately slow group (about a minute)
 def test_a_worker_killed_mid_group_is_retried_and_nothing_is_lost_or_stored_twice(cluster, fakes, tmp_path):
     slow = tmp_path / "models" / "fake-slow"
     slow.mkdir()

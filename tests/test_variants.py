@@ -123,9 +123,14 @@ def refs(pulled) -> dict[str, Reference]:
     return out
 
 
+#: The torch backend's variants: this contract loads through the torch backend. The other runtimes' variants
+#: have their own contract tests (tests/test_backends_runtimes.py), the fake backend's tests/test_seams.py.
+TORCH_VARIANTS = [v for v in VARIANTS if variant_class(v).backends == ("torch",)]
+
+
 def _cell_params() -> list[Any]:
     return [pytest.param((m, v), id=f"{m}-{v}", marks=[pytest.mark.slow] if (m, v) in SLOW_CELLS else [])
-            for m in MODELS for v in VARIANTS]
+            for m in MODELS for v in TORCH_VARIANTS]
 
 
 @pytest.fixture(scope="module", params=_cell_params())
