@@ -107,12 +107,19 @@ class Loaded(abc.ABC):
         raise Unsupported(f"{self.backend} does not serve generation requests for {self.name} ({self.kind})")
 
     def chat_template(self) -> bool:
-        """Whether this model has a chat template (``chat: auto`` then uses it)."""
-        return False
+        """Whether this model has a chat template (``chat: auto`` then uses it).
+
+        The default reads the Hugging Face tokenizer a backend keeps as ``self.tokenizer`` (every runtime
+        here tokenises with the model's own tokenizer, so prompts are the same text everywhere).
+        """
+        return bool(getattr(getattr(self, "tokenizer", None), "chat_template", None))
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """``messages`` ({role, content}) as prompt text in this model's chat template, for the assistant's turn."""
-        raise Unsupported(f"{self.name} has no chat template")
+        if not self.chat_template():
+            raise Unsupported(f"{self.name} has no chat template")
+        return self.tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+            list(messages), tokenize=False, add_generation_prompt=True)
 
     def footprint(self) -> dict[str, Any]:
         """params, nonzero_params, size_mb, weight_dtype where known (informative, never fatal)."""

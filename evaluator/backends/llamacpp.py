@@ -310,16 +310,6 @@ class LlamaCppLoaded(Loaded):
             text = text[:cut]
         return Generation(text, n, len(new), reason)
 
-    def chat_template(self) -> bool:
-        """Whether the tokenizer carries a chat template."""
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        """The messages in the model's chat template, for the assistant's turn (same text as torch)."""
-        if not self.chat_template():
-            return super().render_chat(messages)
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
     def footprint(self) -> dict[str, Any]:
         """Parameters, file size, GGUF type and the file's sha256."""
         import llama_cpp

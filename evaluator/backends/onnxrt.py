@@ -325,16 +325,6 @@ class ArrayLoaded(Loaded):
                 vecs[i] = vec[row]
         return np.stack([vecs[i] for i in range(len(texts))]).astype(np.float32) if texts else np.zeros((0, 0))
 
-    def chat_template(self) -> bool:
-        """Whether the tokenizer carries a chat template."""
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        """The messages in the model's chat template, for the assistant's turn (same text as torch)."""
-        if not self.chat_template():
-            return super().render_chat(messages)
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
     def footprint(self) -> dict[str, Any]:
         """Parameters (of the source model), the files' size, weight format and the graph file's sha256."""
         size = None

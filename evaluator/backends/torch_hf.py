@@ -185,16 +185,6 @@ class TorchLoaded(Loaded):
                 out[i] = g
         return [g for g in out if g is not None]
 
-    def chat_template(self) -> bool:
-        """Whether the tokenizer carries a chat template."""
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        """``apply_chat_template`` as text, ending at the assistant's turn."""
-        if not self.chat_template():
-            return super().render_chat(messages)
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
     def loglikelihood(self, prepared: Any, batch_size: int) -> list[tuple[float, ...]]:
         """Summed log-probability of each continuation; the context runs once per request."""
         import torch
