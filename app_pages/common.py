@@ -24,8 +24,12 @@ from evaluator.textsafe import md_escape
 LIVE = ("running",)
 PAGE_FILES = {"run": "app_pages/run.py", "frontier": "app_pages/frontier.py", "items": "app_pages/items.py",
               "runs": "app_pages/runs.py"}
+#: The Run page's one-click demo: the two models `make app` pulls, full precision beside a real compression
+#: (structured pruning, which saves work on any CPU; bf16 on an AVX2-only CPU would only show its fallback
+#: kernel), adaptive so that points off the frontier stop early.
 QUICK_DEMO = {"suites": ("finance", "health", "climate"), "models": ("minilm-l6", "smollm2-135m"),
-              "variants": ("fp32", "bf16"), "limit": 10, "repeats": 1, "meter": "auto"}
+              "variants": ("fp32", "prune-structured-25"), "limit": 64, "repeats": 1, "meter": "auto",
+              "adaptive": True, "rounds": 2}
 
 
 def md(text: Any) -> str:

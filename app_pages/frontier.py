@@ -32,16 +32,24 @@ def _chance(above: bool | None, chance: float | None) -> str:
     return "yes" if above else f"NO (chance {chance:.0%})"
 
 
-def points_frame(points: list[Any]) -> Any:
-    """One row per (model, variant) point."""
+def points_frame(points: list[Any], cells: list[Any] | None = None) -> Any:
+    """One row per (model, variant) point; with an adaptive run's cells, the items each saw and why it stopped."""
     import pandas as pd
 
+    from evaluator.report.writers import race_notes
+
+    race = race_notes(cells or [], points[0].suite) if points else {}
     rows = [{"grade": p.grade, "model": p.model, "variant": p.variant, "accuracy %": round(p.accuracy * 100, 1),
              "95% CI": f"{p.accuracy_ci_low:.0%}–{p.accuracy_ci_high:.0%}",
              "J / 1k items": round(p.energy_j_per_1k, 2), "energy method": _method(p),
              "on frontier": "yes" if p.on_frontier else ("≈ (CI overlaps)" if p.indistinguishable else "no"),
              "above chance": _chance(p.above_chance, p.chance_accuracy),
              "items": p.n_items, "tasks": p.tasks} for p in sorted(points, key=lambda p: p.energy_j_per_1k)]
+    if race:
+        for row in rows:
+            seen, why = race.get((row["model"], row["variant"]), ("", ""))
+            row["items"] = seen
+            row["adaptive evaluation"] = why or "saw every item"
     return pd.DataFrame(rows)
 
 
@@ -54,7 +62,7 @@ def cells_frame(cells: list[Any]) -> Any:
         rows.append({
             "task": c.task, "model": c.model, "variant": c.variant, "status": c.status,
             "accuracy %": None if c.accuracy is None else round(c.accuracy * 100, 1),
-            "n items": c.n_items, "energy J": c.energy_j, "J / 1k items": c.energy_j_per_1k,
+            "n items": c.n_items, "stopped early": c.stopped_reason or "", "energy J": c.energy_j, "J / 1k items": c.energy_j_per_1k,
             "energy method": c.energy_method, "duration s": c.duration_s, "size MB": c.size_mb,
             "peak RSS MB": c.peak_rss_mb, "gCO2e": c.gco2e, "scoring": c.scoring_method,
             "above chance": _chance(c.above_chance, c.chance_accuracy),
@@ -186,7 +194,11 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
                        "that ran it): compare points with each other, not with measured figures.")
         measured_on(result)
         grade_badges(points)
-        st.dataframe(points_frame(points), hide_index=True, width="stretch",
+        if any(c.stopped_reason for c in cells):
+            st.caption(":material/speed: **Adaptive evaluation**: points confidently off the frontier stopped early "
+                       "(paired test at 95 %, corrected for the number of tests); their figures are those of the "
+                       "items they saw. See *adaptive evaluation* below.")
+        st.dataframe(points_frame(points, cells), hide_index=True, width="stretch",
                      column_config={"grade": st.column_config.TextColumn("grade", help=GRADE_HELP)})
     C.failed_cells_box(result, suite)
     st.markdown("##### All cells of this suite")

@@ -237,7 +237,8 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
             except Exception:  # noqa: BLE001 - the button below reports real problems
                 size = ""
             st.markdown(f"**Quick demo**: {', '.join(d['suites'])} · {' + '.join(d['models'])} · "
-                        f"{' and '.join(d['variants'])} · {d['limit']} items a task · {d['repeats']} repeat."
+                        f"{' and '.join(d['variants'])} · up to {d['limit']} items a task, adaptive (points off "
+                        "the frontier stop early) ·"
                         + size)
         running = C.active_jobs()
         clicked = cols[1].button(start_label("Run the quick demo", bool(running)), icon=":material/rocket_launch:",
@@ -414,10 +415,17 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     limit = c1.number_input("Items per task (0 = all)", min_value=0, max_value=100_000, value=10, step=5,
                             key="limit", help="How many test items of each task to score. More items give "
                             "narrower intervals; see the note under the grid for how many a difference needs.")
-    repeats = c2.number_input("Repeats (measured windows)", min_value=1, max_value=20, value=1, key="repeats")
+    repeats = c2.number_input("Passes over the items", min_value=1, max_value=20, value=1, key="repeats",
+                              help="1: each item scored once; the energy interval comes from the measured windows "
+                              "within the pass. More: whole-pass repeats.")
     meter = c3.selectbox("Energy meter", list(METERS), index=list(METERS).index("auto"), key="meter",
                          help="; ".join(f"{k}: {v[1]}" for k, v in METERS.items()))
 
+    adaptive = st.toggle("Adaptive evaluation: stop points that are confidently off the frontier", value=False,
+                         key="adaptive", help="Items are scored in rounds, in one seeded order shared by every "
+                         "point; after each round, a point that a cheaper point beats by more than the tolerance "
+                         "(paired test, 95 %, corrected for the number of tests) stops. The verdict stays that of "
+                         "scoring everything, at a fraction of the time (docs/methodology.md).")
     with st.expander("Where to run", icon=":material/hub:"):
         executor = st.radio("Executor", ["local", "ray"], horizontal=True, key="executor",
                             help="local: this machine, one cell after another. ray: the (model, variant) groups "
@@ -435,7 +443,7 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
 
     config = RunConfig(suites=tuple(suites), models=tuple(models), variants=tuple(variants),
                        limit=int(limit) or None, repeats=int(repeats), meter=meter, store=C.store_path(),
-                       models_file=C.models_file(), executor=executor,
+                       models_file=C.models_file(), executor="local" if adaptive else executor, adaptive=adaptive,
                        ray_address=(ray_address.strip() or None) if executor == "ray" else None)
     try:
         n_cells, est, n_all, max_task = grid_summary(json.dumps(config.to_dict(), sort_keys=True), _store_version())
@@ -448,7 +456,9 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     m1, m2, m3 = st.columns(3)
     m1.metric("Cells", n_cells, help="Tasks of the chosen suites × models × variants.")
     m2.metric("Items per task", int(limit) if limit else f"all ({max_task:,} at most)")
-    m3.metric("Estimated time", _fmt_secs(est.total_s), help=_estimate_help(est))
+    m3.metric("Estimated time", ("at most " if adaptive else "") + _fmt_secs(est.total_s), help=_estimate_help(est))
+    if adaptive and executor == "ray":
+        st.caption("Adaptive rounds run on this machine (the local executor); Ray is not used for them.")
     estimate_notes(est)
     items_note(int(limit), n_all, max_task, n_cells)
     remote = [m for m in models if reg.get(m, {}).get("trust_remote_code")]

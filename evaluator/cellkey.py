@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evaluator.records import SCHEMA_VERSION, CellResult
+from evaluator.tasks.base import Item, items_digest
 
 if TYPE_CHECKING:
     from evaluator.config import RunConfig
@@ -38,16 +40,31 @@ class KeyContext:
     model: str | None = None
 
 
-def cell_key(config: RunConfig, variant: Composite, task: Task, ctx: KeyContext) -> str:
-    """The reuse key of one (task, model, variant) cell."""
+def cell_key(config: RunConfig, variant: Composite, task: Task, ctx: KeyContext,
+             items: Sequence[Item] | None = None) -> str:
+    """The reuse key of one (task, model, variant) cell on ``items`` (default: the config's selection)."""
+    return _digest({**_setup(config, variant, task, ctx),
+                    "items": items_digest(task.select(config.limit) if items is None else items)})
+
+
+def setup_key(config: RunConfig, variant: Composite, task: Task, ctx: KeyContext) -> str:
+    """The cell key without the item set: cells that differ only in which of the task's items they scored."""
+    return _digest(_setup(config, variant, task, ctx))
+
+
+def _setup(config: RunConfig, variant: Composite, task: Task, ctx: KeyContext) -> dict[str, Any]:
     payload = {"schema": SCHEMA_VERSION, "weights": ctx.fingerprint, "variant": variant.record(),
                "backend": ctx.backend, "backend_version": ctx.backend_version,
-               "task": task.fingerprint(config.limit), "batch": config.batch_size, "repeats": config.repeats,
+               "task": task.fingerprint(0), "batch": config.batch_size, "repeats": config.repeats,
                "encoder_method": config.encoder_method, "meter": ctx.meter, "device": ctx.device,
                "threads": ctx.threads, "cpu": ctx.cpu, "watts_per_core": config.watts_per_core,
                "pue": config.pue, "grid": config.grid_intensity, "country": config.country}
     if ctx.model is not None:
         payload["model"] = ctx.model
+    return payload
+
+
+def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

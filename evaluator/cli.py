@@ -59,7 +59,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", dest="models", metavar="NAME", help="model from models.yaml")
     p.add_argument("--variant", action="append", dest="variants", metavar="NAME", help="e.g. fp32, bf16, a+b")
     p.add_argument("--limit", type=int, help="first N test items of each task")
-    p.add_argument("--repeats", type=int, help="measured windows per cell (default 3)")
+    p.add_argument("--repeats", type=int, help="whole passes over the items (default 1: each item scored once; "
+                   "the energy interval comes from the windows within the pass)")
+    p.add_argument("--adaptive", action="store_true", default=None,
+                   help="score items in rounds; points confidently off the frontier stop early")
+    p.add_argument("--rounds", type=int, help="adaptive rounds (default 8)")
+    p.add_argument("--seed", type=int, help="seed of the adaptive item order (default 0)")
+    p.add_argument("--plan", action="store_true", help="print the grid, its expected time here and the items "
+                   "a difference needs; run nothing")
+    p.add_argument("--plan-diff", type=float, default=5.0, dest="plan_diff", metavar="PTS",
+                   help="with --plan: the accuracy difference to resolve (default 5 points)")
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -90,7 +99,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     """Flags (over an optional YAML file) -> RunConfig."""
     fields = ("suites", "models", "variants", "limit", "repeats", "batch_size", "threads", "device", "meter",
               "watts_per_core", "idle_s", "country", "grid_intensity", "pue", "encoder_method", "models_file",
-              "store", "out", "force", "tolerance_pts", "executor", "ray_address", "max_retries")
+              "store", "out", "force", "tolerance_pts", "executor", "ray_address", "max_retries", "adaptive",
+              "rounds", "seed")
     over: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for f in ("suites", "models", "variants"):
         if f in over:
@@ -137,6 +147,12 @@ class _Progress:
                 if e.get("above_chance") is False:
                     tail += " NOT above chance"
             _err(f"[{bar:<20}] {self.done}/{self.total} {time.time() - self.t0:6.1f}s {what}: {tail}")
+        elif e["type"] == "round":
+            self.done = 0
+            _err(f"round {e['round']}/{e['rounds']}: {e['active']} point(s) in contention")
+        elif e["type"] == "stopped":
+            _err(f"  stopped {term(e['suite'])}: {term(e['model'])} [{term(e['variant'])}] after round {e['round']}: "
+                 f"{term(e['reason'])}")
         elif e["type"] == "end":
             _err(f"run {e['run_id']} {e['status']} in {time.time() - self.t0:.1f}s")
 
@@ -196,6 +212,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evaluator.runner import run
 
     config = build_config(args)
+    if args.plan:
+        return _print_plan(config, args.plan_diff)
     _announce_registry(config)
     _preflight(config)
     _warn_fallbacks(config)
@@ -238,6 +256,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         _out("all gates passed")
     return code
+
+
+def _print_plan(config: RunConfig, diff_pts: float) -> int:
+    """`frugal run --plan`: the grid, the expected time on this machine, the items a difference needs."""
+    from evaluator.planner import estimate_grid, fmt_seconds, items_needed
+    from evaluator.runner import plan
+
+    the_plan = plan(config)
+    est = estimate_grid(config, config.store, the_plan=the_plan)
+    n_items = {t.suite + "/" + t.name: len(t.select(config.limit)) for t in the_plan.tasks}
+    _out(f"grid: {len(the_plan.suites)} suite(s) x {len(the_plan.models)} model(s) x {len(the_plan.variants)} "
+         f"variant(s) = {the_plan.n_cells} cells ({est.n_reused} reused from the store), "
+         f"{sum(n_items.values())} items per (model, variant)")
+    _out(f"expected time here: {fmt_seconds(est.total_s)} for the whole grid" +
+         (" (adaptive: at most this; points off the frontier stop early)" if config.adaptive else "") +
+         f" [from: {', '.join(sorted(est.sources))}]")
+    for variant, (why, slowdown, source) in est.fallbacks.items():
+        _out(f"  {term(variant)} runs on a fallback kernel here ({term(why)}): about {slowdown:.1f}x fp32's time "
+             f"({source})")
+    if not 0 < diff_pts < 100:
+        raise FrugalError(f"--plan-diff must be between 0 and 100 points, not {diff_pts:g}")
+    need = items_needed(diff_pts, paired=True)
+    per_suite = {s.name: sum(len(t.select(config.limit)) for t in s.tasks) for s in the_plan.suites}
+    _out(f"a {diff_pts:g}-point accuracy difference between two points needs about {need} paired items at 95 % "
+         f"confidence and 80 % power; per suite here: " +
+         ", ".join(f"{term(s)} {n} ({'enough' if n >= need else 'not enough'})" for s, n in per_suite.items()))
+    return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -66,7 +66,9 @@ class RunConfig:
     models: tuple[str, ...] = ("minilm-l6", "smollm2-135m")
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     limit: int | None = None
-    repeats: int = 3
+    #: Whole passes over the items; 1 (the default) scores each item once, the energy interval coming from
+    #: the measured windows within the pass (evaluator/measure.py).
+    repeats: int = 1
     batch_size: int = 16
     threads: int | None = None
     device: str = "auto"
@@ -88,6 +90,11 @@ class RunConfig:
     ray_address: str | None = None
     #: How many times a Ray worker that dies mid-group (killed, out of memory) is retried.
     max_retries: int = 1
+    #: Adaptive evaluation (evaluator/adaptive.py): items in ``rounds`` rounds, in an order seeded by ``seed``;
+    #: a point confidently off the frontier at ``tolerance_pts`` stops.
+    adaptive: bool = False
+    rounds: int = 8
+    seed: int = 0
     gates: Gates = field(default_factory=Gates)
 
     def validate(self, source: str = "run config") -> RunConfig:
@@ -107,7 +114,9 @@ class RunConfig:
                 raise bad(name, f"at least one {name[:-1]} is needed")
             if not all(isinstance(v, str) and v.strip() and "\x00" not in v for v in values):
                 raise bad(name, "must be a list of non-empty names")
-        for name in ("limit", "repeats", "batch_size", "threads"):
+        if not isinstance(self.adaptive, bool):
+            raise bad("adaptive", "must be true or false")
+        for name in ("limit", "repeats", "batch_size", "threads", "rounds", "seed"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise bad(name, "must be a whole number")
@@ -125,6 +134,10 @@ class RunConfig:
             raise bad("limit", "must be a positive number of items")
         if not 1 <= self.repeats <= 100:
             raise bad("repeats", "must be between 1 and 100")
+        if not 2 <= self.rounds <= 64:
+            raise bad("rounds", "must be between 2 and 64")
+        if self.adaptive and self.executor != "local":
+            raise bad("adaptive", "adaptive rounds run on the local executor only (--executor local)")
         if not 1 <= self.batch_size <= 1024:
             raise bad("batch_size", "must be between 1 and 1024")
         if self.threads is not None and self.threads < 1:

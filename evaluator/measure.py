@@ -1,21 +1,35 @@
-"""The measurement protocol of one cell: warm-up, measured windows, repeats, idle subtraction, intervals.
+"""The measurement protocol of one cell: warm-up, measured windows, idle subtraction, intervals.
 
 The scoring pass is prepared outside the window (tokenised, probe trained) and warmed up on one batch.
-Then ``repeats`` windows are measured, each repeating the pass until the meter's minimum window is
-reached. Accuracy comes from the first pass; later passes must agree (``deterministic``). Energy per
-pass is the mean over windows with a 95 % interval; active energy subtracts the idle baseline times
-the duration. Every NaN/inf score fails the cell instead of being scored.
+Then each item is scored once (``repeats=1``, the default): the pass runs batch by batch, and the
+batches are grouped into measured **windows**, each at least the meter's minimum window long (a counter's
+update period; one batch per window with the estimate). A pass shorter than :data:`MIN_WINDOWS` windows is
+repeated until it fills them, so that every cell has an interval. ``repeats=N`` scores the whole pass N
+times (the windows of every pass pool together), for users who want whole-pass repeats.
 
-A scoring pass with a ``prefill`` (generation) gets a second window after each measured one, as
-optimum-benchmark's energy_star scenario does: the same prompts with max_new_tokens=1, repeated until the
-meter's minimum window too. Decode = total - prefill (:func:`phase_figures`).
+Energy for the cell's items is their count times the energy per item over all windows (sum of energy /
+sum of items scored). Its 95 % interval is the t-interval of the per-item energy of the windows, times
+the item count: a window's energy per item varies with the noise of the meter *and* with the items it
+holds (long and short prompts), so the interval is wider than the repeat-to-repeat spread of whole passes,
+never narrower (docs/methodology.md, "Energy intervals"). Accuracy comes from each item's first score;
+an item scored again must agree (``deterministic``). Active energy subtracts the idle baseline times the
+duration. Every NaN/inf score fails the cell instead of being scored.
+
+Windows are kept (:class:`Window`), so measurements of the same cell on more items add up: an adaptive
+round or a later run that extends a stored cell measures only the new items, and :func:`combine` pools
+the windows (evaluator/adaptive.py).
+
+A scoring pass with a prefill (generation) gets a prefill window after each measured one, over the same
+items: the same prompts with max_new_tokens=1, as optimum-benchmark's energy_star scenario does, repeated
+up to the meter's minimum window too. Decode = total - prefill (:func:`phase_figures`).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evaluator.failures import check_finite
@@ -25,10 +39,34 @@ if TYPE_CHECKING:
     from evaluator.meters import Meter
     from evaluator.tasks.base import ItemScore, ScoringPass
 
+#: A cell's pass is repeated until it has filled this many measured windows (an interval needs >= 2).
+MIN_WINDOWS = 3
+
+
+@dataclass(frozen=True)
+class Window:
+    """One measured window: the items scored in it and what the meter read (totals, not per item)."""
+
+    items: int
+    energy_j: float
+    duration_s: float
+    cpu_time_s: float
+    components_j: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (stored in the cell)."""
+        return {**asdict(self), "components_j": dict(self.components_j)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Window:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(d["items"]), float(d["energy_j"]), float(d["duration_s"]), float(d["cpu_time_s"]),
+                   dict(d.get("components_j") or {}))
+
 
 @dataclass(frozen=True)
 class Measured:
-    """Energy and time per scoring pass of one cell, with its provenance, and the first pass's scores."""
+    """Energy and time for the cell's items, with provenance, and each item's first score."""
 
     scores: list[ItemScore]
     energy_j: float
@@ -39,6 +77,7 @@ class Measured:
     duration_ci_low: float
     duration_ci_high: float
     cpu_time_s: float
+    #: Whole passes per window (1 when a pass spans several windows; more when a short pass is repeated).
     passes_per_window: int
     repeats: int
     deterministic: bool | None
@@ -47,78 +86,154 @@ class Measured:
     components_j: dict[str, float] = field(default_factory=dict)
     unstable_reason: str | None = None
     peak_rss_mb: float | None = None
-    #: Per prefill pass (generation only): energy and duration, mean over the repeats.
+    #: For the cell's items (generation only): prefill energy and duration.
     prefill_energy_j: float | None = None
     prefill_duration_s: float | None = None
+    windows: tuple[Window, ...] = ()
+    prefill_windows: tuple[Window, ...] = ()
+    idle_w: float = 0.0
 
 
-def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_w: float) -> Measured:
-    """Warm up, then measure ``repeats`` windows of whole passes; per-pass figures."""
+def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_w: float,
+            start: int = 0, stop: int | None = None, min_windows: int = MIN_WINDOWS) -> Measured:
+    """Warm up, then score items ``start:stop`` of the pass ``repeats`` times in at least ``min_windows`` windows.
+
+    An adaptive round asks for fewer windows when the cell already has some (the cell's windows pool).
+    """
+    stop = scoring.n_items if stop is None else stop
+    if not 0 <= start < stop <= scoring.n_items:
+        raise ValueError(f"no items to measure in {start}:{stop} of {scoring.n_items}")
+    step = max(1, scoring.chunk)
+    chunks = [(a, min(a + step, stop)) for a in range(start, stop, step)]
     scoring.warm()
     reset_peak_rss()
-    energies, durations, cpu_times, passes = [], [], [], 1
-    comp_sum: dict[str, float] = {}
+    first: dict[int, list[ItemScore]] = {}
+    deterministic: bool | None = None
+    windows: list[Window] = []
+    pre_windows: list[Window] = []
     unstable: list[str] = []
-    first, deterministic, last_m = None, True, None
-    pre_e: list[float] = []
-    pre_d: list[float] = []
-    for r in range(repeats):
-        meter.begin(f"{window}:{r}")
-        t_start = time.perf_counter()
-        n = 0
+    method, estimate = "", True
+    need, done = repeats * len(chunks), 0
+    while done < need or len(windows) < min_windows:
+        name = f"{window}:{len(windows)}"
+        meter.begin(name)
+        t_start, items, ran = time.perf_counter(), 0, []
         while True:
-            scores = scoring.run()
+            c = done % len(chunks)
+            a, b = chunks[c]
+            scores = scoring.run_items(a, b)
             check_finite([x for s in scores for x in s.scores], "scores")  # never score NaN/inf silently
-            n += 1
+            if c not in first:
+                first[c] = scores
+            elif [(s.pred, s.output) for s in scores] != [(s.pred, s.output) for s in first[c]]:
+                deterministic = False
+            elif deterministic is None:
+                deterministic = True
+            done, items = done + 1, items + (b - a)
+            ran.append((a, b))
             if time.perf_counter() - t_start >= meter.min_window_s:
                 break
-        m = meter.end(f"{window}:{r}")
-        last_m, passes = m, n
-        if first is None:
-            first = scores
-        elif [(s.pred, s.output) for s in scores] != [(s.pred, s.output) for s in first]:
-            deterministic = False
-        energies.append((m.energy_j or 0.0) / n)
-        durations.append(m.duration_s / n)
-        cpu_times.append(m.cpu_time_s / n)
-        for k, v in dict(m.components_j).items():  # per pass, averaged over the repeats below
-            comp_sum[k] = comp_sum.get(k, 0.0) + v / n
+        m = meter.end(name)
+        method, estimate = m.energy_method, m.is_estimate
+        windows.append(Window(items, m.energy_j or 0.0, m.duration_s, m.cpu_time_s, dict(m.components_j)))
         if not m.is_stable:
-            unstable.append(m.unstable_reason or f"repeat {r} unstable")
-        if scoring.prefill is not None:
-            e, d, why = _prefill_window(meter, f"{window}:prefill:{r}", scoring.prefill)
-            pre_e.append(e)
-            pre_d.append(d)
+            unstable.append(m.unstable_reason or f"window {len(windows) - 1} unstable")
+        if scoring.prefill_items is not None:
+            w, why = _prefill_window(meter, f"{window}:prefill:{len(windows) - 1}", scoring, ran)
+            pre_windows.append(w)
             if why:
                 unstable.append(f"prefill: {why}")
-    assert first is not None and last_m is not None
-    e_mean, e_lo, e_hi = mean_ci(energies)
-    d_mean, d_lo, d_hi = mean_ci(durations)
-    if pre_e and statistics.fmean(pre_e) >= e_mean:  # noise larger than the decode phase: say so, keep the row
-        unstable.append("prefill window measured at least as much energy as the whole pass: the decode split "
-                        "is within the noise (more repeats or a longer window)")
+    scores = [s for c in range(len(chunks)) for s in first[c]]
+    return summarise(scores, windows, pre_windows, repeats=repeats, deterministic=deterministic,
+                     energy_method=method, is_estimate=estimate, unstable=unstable, idle_w=idle_w,
+                     peak_rss=peak_rss_mb(), passes_per_window=max(1, round(sum(w.items for w in windows)
+                                                                            / len(windows) / (stop - start))))
+
+
+def summarise(scores: Sequence[ItemScore], windows: Sequence[Window], prefill_windows: Sequence[Window] = (), *,
+              repeats: int = 1, deterministic: bool | None = None, energy_method: str = "",
+              is_estimate: bool = True, unstable: Sequence[str] = (), idle_w: float = 0.0,
+              peak_rss: float | None = None, passes_per_window: int = 1) -> Measured:
+    """Figures for ``len(scores)`` items from the windows that measured them.
+
+    >>> w = [Window(10, 20.0, 1.0, 1.0), Window(10, 22.0, 1.1, 1.1), Window(10, 18.0, 0.9, 0.9)]
+    >>> m = summarise([None] * 30, w)
+    >>> m.energy_j, round(m.energy_ci_low, 1), round(m.energy_ci_high, 1)
+    (60.0, 45.1, 74.9)
+    """
+    n = len(scores)
+    if not windows or n == 0:
+        raise ValueError("a measurement needs at least one window and one item")
+    scored = sum(w.items for w in windows)
+    energy, duration, cpu = _pooled(windows, n, "energy_j"), _pooled(windows, n, "duration_s"), \
+        _pooled(windows, n, "cpu_time_s")
+    comps: dict[str, float] = {}
+    for w in windows:
+        for k, v in w.components_j.items():
+            comps[k] = comps.get(k, 0.0) + v * n / scored
+    pre_e = _pooled(prefill_windows, n, "energy_j")[0] if prefill_windows else None
+    pre_d = _pooled(prefill_windows, n, "duration_s")[0] if prefill_windows else None
+    why = list(unstable)
+    if pre_e is not None and pre_e >= energy[0]:  # noise larger than the decode phase: say so, keep the row
+        why.append("prefill window measured at least as much energy as the whole pass: the decode split "
+                   "is within the noise (more repeats or a longer window)")
     return Measured(
-        scores=first, energy_j=e_mean, energy_ci_low=e_lo, energy_ci_high=e_hi,
-        active_energy_j=max(0.0, e_mean - idle_w * d_mean), duration_s=d_mean, duration_ci_low=d_lo,
-        duration_ci_high=d_hi, cpu_time_s=statistics.fmean(cpu_times), passes_per_window=passes, repeats=repeats,
-        deterministic=deterministic if repeats > 1 else None, energy_method=last_m.energy_method,
-        is_estimate=last_m.is_estimate, components_j={k: v / repeats for k, v in comp_sum.items()},
-        unstable_reason="; ".join(dict.fromkeys(unstable)) or None, peak_rss_mb=peak_rss_mb(),
-        prefill_energy_j=statistics.fmean(pre_e) if pre_e else None,
-        prefill_duration_s=statistics.fmean(pre_d) if pre_d else None)
+        scores=list(scores), energy_j=energy[0], energy_ci_low=energy[1], energy_ci_high=energy[2],
+        active_energy_j=max(0.0, energy[0] - idle_w * duration[0]), duration_s=duration[0],
+        duration_ci_low=duration[1], duration_ci_high=duration[2], cpu_time_s=cpu[0],
+        passes_per_window=passes_per_window, repeats=repeats, deterministic=deterministic,
+        energy_method=energy_method, is_estimate=is_estimate, components_j=comps,
+        unstable_reason="; ".join(dict.fromkeys(why)) or None, peak_rss_mb=peak_rss,
+        prefill_energy_j=pre_e, prefill_duration_s=pre_d, windows=tuple(windows),
+        prefill_windows=tuple(prefill_windows), idle_w=idle_w)
 
 
-def _prefill_window(meter: Meter, name: str, prefill: Any) -> tuple[float, float, str | None]:
-    """One window of whole prefill passes: energy and duration per pass, and why it is unstable if it is."""
+def _pooled(windows: Sequence[Window], n: int, attr: str) -> tuple[float, float, float]:
+    """``n`` items' total (pooled per-item rate x n) and the t-interval of the windows' per-item rates x n."""
+    total = sum(getattr(w, attr) for w in windows) / sum(w.items for w in windows) * n
+    _, lo, hi = mean_ci([getattr(w, attr) / w.items for w in windows])
+    centre = statistics.fmean([getattr(w, attr) / w.items for w in windows]) * n
+    half_lo, half_hi = centre - lo * n, hi * n - centre
+    return total, max(0.0, min(total, total - half_lo)), max(total, total + half_hi)
+
+
+def combine(parts: Sequence[Measured]) -> Measured:
+    """One measurement of the union of several measurements' items (rounds, or a stored cell extended).
+
+    Windows pool; each part's items keep their scores; the provenance must agree.
+    """
+    if not parts:
+        raise ValueError("nothing to combine")
+    if len(parts) == 1:
+        return parts[0]
+    methods = {p.energy_method for p in parts}
+    if len(methods) != 1:
+        raise ValueError(f"cannot pool energy measured by different methods: {sorted(methods)}")
+    dets = [p.deterministic for p in parts if p.deterministic is not None]
+    rss = [p.peak_rss_mb for p in parts if p.peak_rss_mb is not None]
+    return summarise([s for p in parts for s in p.scores], [w for p in parts for w in p.windows],
+                     [w for p in parts for w in p.prefill_windows], repeats=parts[0].repeats,
+                     deterministic=all(dets) if dets else None, energy_method=parts[0].energy_method,
+                     is_estimate=any(p.is_estimate for p in parts),
+                     unstable=[p.unstable_reason for p in parts if p.unstable_reason], idle_w=parts[-1].idle_w,
+                     peak_rss=max(rss) if rss else None, passes_per_window=max(p.passes_per_window for p in parts))
+
+
+def _prefill_window(meter: Meter, name: str, scoring: ScoringPass, ran: Sequence[tuple[int, int]]
+                    ) -> tuple[Window, str | None]:
+    """The prefill of the chunks a window ran, repeated to the meter's minimum window; why it is unstable."""
+    assert scoring.prefill_items is not None
     meter.begin(name)
-    t_start, n = time.perf_counter(), 0
+    t_start, items = time.perf_counter(), 0
     while True:
-        prefill()
-        n += 1
+        for a, b in ran:
+            scoring.prefill_items(a, b)
+            items += b - a
         if time.perf_counter() - t_start >= meter.min_window_s:
             break
     m = meter.end(name)
-    return (m.energy_j or 0.0) / n, m.duration_s / n, None if m.is_stable else (m.unstable_reason or "unstable")
+    return (Window(items, m.energy_j or 0.0, m.duration_s, m.cpu_time_s, dict(m.components_j)),
+            None if m.is_stable else (m.unstable_reason or "unstable"))
 
 
 def phase_figures(m: Measured, generated_tokens: int | None, n_items: int, batches: int) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from evaluator.records import CellResult, SuitePoint
+from evaluator.records import CellResult, ItemRecord, SuitePoint
+from evaluator.stats import PairedGap, paired_gap
 
 GRADES = "ABCDE"
 
@@ -31,8 +32,12 @@ def frontier_indices(energy: Sequence[float], accuracy: Sequence[float],
     return out
 
 
-def suite_points(cells: Sequence[CellResult]) -> dict[str, list[SuitePoint]]:
-    """Aggregate ok cells into one point per (suite, model, variant) with every task present."""
+def suite_points(cells: Sequence[CellResult], items: Mapping[tuple[str, str, str, str], Sequence[ItemRecord]]
+                 | None = None) -> dict[str, list[SuitePoint]]:
+    """Aggregate ok cells into one point per (suite, model, variant) with every task present.
+
+    ``items`` (per (suite, task, model, variant)): each point gets its per-item outcomes, for paired tests.
+    """
     tasks_of: dict[str, set[str]] = defaultdict(set)
     groups: dict[tuple[str, str, str], list[CellResult]] = defaultdict(list)
     for c in cells:
@@ -52,10 +57,14 @@ def suite_points(cells: Sequence[CellResult]) -> dict[str, list[SuitePoint]]:
         chances = [c.chance_accuracy for c in cs]
         chance = sum(chances) / len(chances) if all(x is not None for x in chances) else None
         lo = max(0.0, acc - half)
+        recs = {c.task: (items or {}).get((suite, c.task, model, variant)) for c in cs}
+        outcomes = {t: {r.item_id: r.correct for r in rs} for t, rs in recs.items() if rs} if all(
+            recs.values()) else None
         out[suite].append(SuitePoint(
             suite, model, variant, acc, lo, min(1.0, acc + half),
             energy / n * 1000 if n else float("nan"), "+".join(methods), any(c.is_estimate for c in cs), n, len(cs),
-            chance_accuracy=chance, above_chance=None if chance is None or chance <= 0 else lo > chance))
+            chance_accuracy=chance, above_chance=None if chance is None or chance <= 0 else lo > chance,
+            outcomes=outcomes))
     return {s: mark_frontier(p) for s, p in out.items()}
 
 
@@ -126,6 +135,41 @@ class Recommendation:
     text: str
     runner_up: SuitePoint | None = None
     overlaps: bool | None = None
+    #: The paired test of the choice against the runner-up on the items both saw (None without items).
+    paired: PairedGap | None = None
+
+    @property
+    def distinguishable(self) -> bool | None:
+        """Whether the choice and the runner-up differ beyond chance: a paired test at 95 %, else the intervals.
+
+        None with no runner-up.
+        """
+        if self.runner_up is None:
+            return None
+        if self.paired is not None:
+            return self.paired.p_value < 0.05
+        return None if self.overlaps is None else not self.overlaps
+
+
+def _paired_sentence(a: SuitePoint, b: SuitePoint, gap: PairedGap) -> str:
+    """Whether ``a`` and ``b`` differ beyond chance on the items both saw, and if not, what would settle it."""
+    head = (f"A paired test on the {gap.n_items} items both saw puts the difference at "
+            f"{abs(gap.diff) * 100:.1f} points (p = {gap.p_value:.2g}): ")
+    if gap.p_value < 0.05:
+        return head + "the two are distinguishable at 95%."
+    need = gap.items_to_settle()
+    if need is None:
+        return head + ("the two are not distinguishable, and they score alike, so more items are unlikely to tell "
+                       "them apart.")
+    more = max(0, need - gap.n_items)
+    return head + (f"the two are not distinguishable at 95%; about {need} paired items ({more} more) would likely "
+                   "settle it, if the difference holds." if more else
+                   "the two are not distinguishable at 95%, though this many items would usually detect a "
+                   "difference of this size: it may be smaller than it looks.")
+
+
+def _pair(a: SuitePoint, b: SuitePoint) -> PairedGap | None:
+    return paired_gap(a.outcomes, b.outcomes) if a.outcomes and b.outcomes else None
 
 
 def _overlap(a: SuitePoint, b: SuitePoint) -> bool:
@@ -151,7 +195,7 @@ def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recom
     drop = (best.accuracy - choice.accuracy) * 100
     ratio = best.energy_j_per_1k / choice.energy_j_per_1k if choice.energy_j_per_1k > 0 else float("inf")
     est = " (estimated energy)" if choice.is_estimate or best.is_estimate else ""
-    runner_up, overlaps = None, None
+    runner_up, overlaps, gap = None, None, None
     if choice is best:
         cheaper = [p for p in eligible if p.energy_j_per_1k < best.energy_j_per_1k]
         guessing = [p for p in points if p not in eligible and p.energy_j_per_1k < best.energy_j_per_1k]
@@ -166,21 +210,29 @@ def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recom
         else:
             runner_up = max(cheaper, key=lambda p: (p.accuracy, -p.energy_j_per_1k))
             overlaps = _overlap(best, runner_up)
+            gap = _pair(runner_up, best)
             saving = best.energy_j_per_1k / runner_up.energy_j_per_1k if runner_up.energy_j_per_1k > 0 else float("inf")
             text = (f"{best.label} is the most accurate ({best.accuracy:.1%}, {_ci(best)}); every point that uses "
                     f"less energy is more than {tolerance_pts:g} points less accurate: the closest, "
                     f"{runner_up.label}, has {runner_up.accuracy:.1%} ({_ci(runner_up)}) and uses {saving:.1f}x "
                     f"less energy{est}.")
-            if overlaps:
+            if gap is not None:
+                text += " " + _paired_sentence(best, runner_up, gap)
+            elif overlaps:
                 text += (" Their intervals overlap, so on these items the gap is not statistically supported: "
                          "more items would tell whether the cheaper point is as good.")
     else:
         runner_up, overlaps = best, _overlap(best, choice)
+        gap = _pair(choice, best)
         text = (f"{choice.label} is within {drop:.1f} points of the best ({best.label}, {best.accuracy:.1%}) "
                 f"and uses {ratio:.1f}x less energy{est}.")
-        text += (" The two are statistically indistinguishable on these items (their 95% intervals overlap)."
-                 if overlaps else " The best is more accurate beyond chance variation (the 95% intervals do not "
-                 "overlap), by less than the tolerance.")
+        if gap is not None:
+            text += " " + _paired_sentence(choice, best, gap)
+        else:
+            text += (" The two are statistically indistinguishable on these items (their 95% intervals overlap)."
+                     if overlaps else " The best is more accurate beyond chance variation (the 95% intervals do "
+                     "not overlap), by less than the tolerance.")
     if choice.above_chance is False:
         text += " Warning: no point is better than chance at 95% on this suite."
-    return Recommendation(choice.suite, choice, best, tolerance_pts, drop, ratio, text, runner_up, overlaps)
+    return Recommendation(choice.suite, choice, best, tolerance_pts, drop, ratio, text, runner_up, overlaps,
+                          gap if runner_up is not None else None)

@@ -28,15 +28,17 @@ model pull). Nothing here imports torch or streamlit.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from statistics import NormalDist, fmean
+from statistics import fmean
 from typing import Any
+
+from evaluator.measure import MIN_WINDOWS
+from evaluator.stats import items_needed
 
 # ------------------------------------------------------------------------------------ defaults
 #: Seconds of one scoring pass per item and per million parameters, by model kind: fp32 eager PyTorch, measured
@@ -235,7 +237,9 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
                 if wall is not None:
                     warm = dur / n * min(n, _warm_items(res.get("scoring_method"), res.get("batch_size")
                                                         or cfg.get("batch_size") or 16))
-                    over = max(0.0, wall - load - warm - reps * passes * dur)
+                    windows = res.get("energy_windows") or []
+                    scored = sum(int(w.get("items") or 0) for w in windows) if windows else reps * passes * n
+                    over = max(0.0, wall - load - warm - dur / n * scored)
                     rate.overhead_s.append(over)
                     rate.overhead_by_task.setdefault((suite, task), []).append(over)
             # the run's tail (final marks, outputs) joins its startup below
@@ -251,6 +255,19 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
     if not rates.startup_s and tails:  # no job files: the default start plus the runs' own tails
         rates.startup_s = [DEFAULT_STARTUP_S + t for t in tails]
     return rates
+
+
+def scored_items(n: int, repeats: int, chunk: int, min_windows: int = MIN_WINDOWS) -> int:
+    """Items a cell scores in its measured windows (evaluator/measure.py).
+
+    ``repeats`` passes; a pass of fewer than ``min_windows`` batches is repeated batch by batch until it
+    fills them (with the estimate meter a window is one batch).
+
+    >>> scored_items(152, 1, 16), scored_items(5, 1, 16), scored_items(20, 1, 16)
+    (152, 15, 36)
+    """
+    chunks = -(-n // max(1, chunk))
+    return repeats * n + max(0, min_windows - repeats * chunks) * min(chunk, n)
 
 
 def _warm_items(scoring_method: Any, batch_size: int) -> int:
@@ -411,7 +428,8 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                         overhead, floor, source = DEFAULT_CELL_OVERHEAD_S[kind], 0.0, "default"
                     # the warm-up batch: one more pass over a batch of items
                     warm = per_item * min(n, _warm_items("loglik" if kind != "encoder" else "", config.batch_size))
-                    measured = config.repeats * max(floor, per_item * n)
+                    chunk = _warm_items("loglik" if kind != "encoder" else "", config.batch_size)
+                    measured = max(floor, per_item * scored_items(n, config.repeats, chunk))
                     cells.append(CellEstimate(task.suite, task.name, spec.name, var.name, n,
                                               overhead + warm + measured, source))
             if todo:
@@ -456,39 +474,6 @@ def fmt_seconds(s: float) -> str:
 
 
 # ------------------------------------------------------------------------------------ power analysis
-def items_needed(diff_pts: float, accuracy: float = 0.7, *, paired: bool = True, discordant: float | None = None,
-                 alpha: float = 0.05, power: float = 0.8) -> int:
-    """Items per cell needed to detect an accuracy difference of ``diff_pts`` points (two-sided).
-
-    Unpaired (two independent samples, normal approximation for two proportions at ``accuracy`` and
-    ``accuracy - diff``): ``n = (z_a sqrt(2 p(1-p)) + z_b sqrt(p1 q1 + p2 q2))^2 / d^2``, per cell.
-    Paired (the same items scored by both cells, McNemar; Connor 1987):
-    ``n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2``, where ``psi`` (``discordant``) is the share of
-    items on which exactly one of the two is right; by default ``2 d`` (a variant that changes few answers
-    besides those that make the difference), at least ``d``.
-
-    >>> items_needed(10, paired=False)
-    356
-    >>> items_needed(5, paired=True)
-    312
-    """
-    d = abs(diff_pts) / 100.0
-    if not 0 < d < 1:
-        raise ValueError("the difference must be between 0 and 100 points (exclusive)")
-    z_a = NormalDist().inv_cdf(1 - alpha / 2)
-    z_b = NormalDist().inv_cdf(power)
-    if paired:
-        psi = min(1.0, 2 * d) if discordant is None else discordant
-        psi = max(psi, d + 1e-9)
-        n = (z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - d * d, 0.0))) ** 2 / (d * d)
-    else:
-        p1 = min(max(accuracy, d), 1.0)
-        p2 = p1 - d
-        p = (p1 + p2) / 2
-        n = (z_a * math.sqrt(2 * p * (1 - p)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (d * d)
-    return math.ceil(n)
-
-
 def detectable_pts(n_items: int, *, paired: bool = True, accuracy: float = 0.7) -> float | None:
     """The smallest difference (points, 0.5 steps) that ``n_items`` items detect at 95 %/80 %; None if > 50."""
     for tenth in range(5, 505, 5):

@@ -54,6 +54,10 @@ class CellResult:
     cpu_time_s: float | None = None
     passes_per_window: int = 1
     repeats: int = 0
+    #: The measured windows (items scored, energy, duration, CPU time in each: totals, evaluator/measure.py);
+    #: the energy interval comes from them, and a cell extended with more items pools them.
+    energy_windows: list[dict[str, Any]] = field(default_factory=list)
+    prefill_windows: list[dict[str, Any]] = field(default_factory=list)
     deterministic: bool | None = None
     params: int | None = None
     nonzero_params: int | None = None
@@ -97,6 +101,17 @@ class CellResult:
     #: GPU ids, pinned cores, threads, and the groups that ran beside it on that node; empty when local.
     placement: dict[str, Any] = field(default_factory=dict)
     cell_key: str = ""
+    #: The cell key without the item set (evaluator/cellkey.py): a stored cell with this key and a subset of
+    #: the items (same contents: ``items_digest``) is extended with the rest instead of measured again.
+    setup_key: str = ""
+    items_digest: str = ""
+    #: Items measured earlier (another run, an earlier adaptive round) that this cell's figures include.
+    extended_from_items: int = 0
+    #: Adaptive evaluation (evaluator/adaptive.py): the test items the task has, and why this cell stopped
+    #: before seeing them all (None: it saw them all, or the run was not adaptive).
+    items_available: int | None = None
+    stopped_reason: str | None = None
+    stopped_after_round: int | None = None
     reused: bool = False
     on_frontier: bool = False
 
@@ -157,6 +172,9 @@ class SuitePoint:
     #: Mean chance accuracy of the tasks; above_chance: the point's 95 % interval lies above it.
     chance_accuracy: float | None = None
     above_chance: bool | None = None
+    #: Per-item correctness, task -> item id -> correct, when the run's items are at hand: the recommendation
+    #: then tests the difference between two points on the items both saw (a paired test).
+    outcomes: dict[str, dict[str, bool]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:

@@ -17,18 +17,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from evaluator.backends import Backend, get_backend
-from evaluator.cellkey import KeyContext, cell_key, reuse
+from evaluator.cellkey import KeyContext, cell_key, reuse, setup_key
 from evaluator.config import RunConfig
 from evaluator.environment import environment, fallback_fields
 from evaluator.errors import FrugalError, ModelNotAvailable, VariantNotApplicable
 from evaluator.executors import get_executor
 from evaluator.failures import describe
-from evaluator.measure import Measured, energy_per_item, idle_power_w, measure, phase_figures
+from evaluator.measure import (
+    MIN_WINDOWS,
+    Measured,
+    Window,
+    combine,
+    energy_per_item,
+    idle_power_w,
+    measure,
+    phase_figures,
+)
 from evaluator.meters import Meter, MeterOptions, create_meter
 from evaluator.meters.estimate import cpu_model
 from evaluator.models import ModelSpec, get_spec, load_registry, registry_source, resolve
@@ -37,7 +46,8 @@ from evaluator.records import CellResult, ItemRecord, RunResult
 from evaluator.stats import wilson_interval
 from evaluator.store import Store, now_iso
 from evaluator.suite import Suite, load_suite
-from evaluator.tasks import ScoringOptions, Task, get_task_type
+from evaluator.tasks import ItemScore, ScoringOptions, Task, get_task_type
+from evaluator.tasks.base import Item, items_digest
 from evaluator.variants import Composite, ModelInfo, resolve_variant
 
 Event = dict[str, Any]
@@ -137,7 +147,10 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
                               "0: the estimate counts only this process's CPU time, so idle draw is excluded")
     store.update_run(run_id, meter_json=meter_ctx)
     try:
-        get_executor(config.executor).run_groups(ctx, the_plan, _Hooks)
+        if config.adaptive:
+            _run_adaptive(ctx, the_plan)
+        else:
+            get_executor(config.executor).run_groups(ctx, the_plan, _Hooks)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted", finished_at=now_iso())
         raise
@@ -147,7 +160,7 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
     finally:
         meter.close()
     cells = tuple(store.cells(run_id))
-    fronts = suite_points(cells)
+    fronts = suite_points(cells, store.run_items(run_id))
     cells = mark_cells(cells, fronts)
     status = "cancelled" if ctx.cancelled() else "finished"
     if status == "finished" and any(c.status != "ok" for c in cells):
@@ -166,10 +179,22 @@ def _worker_ctx(config: RunConfig, variant: Composite, run_id: str, idle_w: floa
     return _Ctx(config, store, run_id, meter, g_per_kwh, emit, {variant.backend: rt}, idle_w), rt
 
 
-def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite) -> None:
-    """One (model, variant): refuse or reuse what can be, load once, measure each remaining task."""
+Selection = dict[tuple[str, str], tuple[Item, ...]]
+
+
+def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite,
+               selection: Selection | None = None, min_windows: int = MIN_WINDOWS) -> None:
+    """One (model, variant): refuse or reuse what can be, load once, measure each remaining task.
+
+    ``selection`` (adaptive rounds): the items of each (suite, task) to have scored, in order; tasks it
+    leaves out are not run. Without it, each task's ``limit`` first items. A stored cell on a subset of
+    those items (an earlier round, an earlier run) is extended with the rest rather than measured again.
+    ``min_windows``: the measured windows a new cell needs (an extended one pools its stored windows).
+    """
     rt = ctx.runtimes[variant.backend]
     names = {"model": spec.name, "variant": variant.name}
+    if selection is not None:
+        tasks = [t for t in tasks if (t.suite, t.name) in selection]
     try:
         rt.backend.check(spec, variant, rt.device)
         variant.check(ModelInfo(spec.name, spec.kind, rt.device))
@@ -180,10 +205,11 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
         return _fail_all(ctx, [(t, "") for t in tasks], names, str(exc))
     kctx = KeyContext(resolved.fingerprint, ctx.meter.name, rt.device, rt.threads, cpu_model(), rt.backend.name,
                       rt.backend.version(), f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None)
-    todo: list[tuple[Task, str]] = []
+    todo: list[_Todo] = []
     serves = rt.backend.serves(spec.kind)
     for t in tasks:
-        key = cell_key(ctx.config, variant, t, kctx)
+        items = selection[(t.suite, t.name)] if selection is not None else t.select(ctx.config.limit)
+        key = cell_key(ctx.config, variant, t, kctx, items)
         ttype = get_task_type(t.type)
         if not serves.intersection(ttype.kinds):
             _store_failed(ctx, t, names, f"refused before loading: {spec.name} ({spec.kind}) cannot do task type "
@@ -192,7 +218,8 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                                          f"{spec.kind} models", key)
             continue
         if ctx.config.force or not _reused(ctx, t, key, names):
-            todo.append((t, key))
+            base = None if ctx.config.force else _extendable(ctx, setup_key(ctx.config, variant, t, kctx), items)
+            todo.append(_Todo(t, key, items, setup_key(ctx.config, variant, t, kctx), base))
     if not todo or ctx.cancelled():
         return None
     ctx.emit({"type": "load", **names, "backend": rt.backend.name})
@@ -208,21 +235,23 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
         # Out of the except block, the failed load's traceback (whose frames hold the half-built model) is
         # gone: collect it so the memory is back before the store is written and the next model loads.
         gc.collect()
-        return _fail_all(ctx, todo, names, failure)
+        return _fail_all(ctx, [(d.task, d.key) for d in todo], names, failure)
     load_s = time.perf_counter() - t0
     footprint = loaded.footprint()
     measured: set[str] = set()
     try:
-        for t, key in todo:
+        for d in todo:
+            t, key = d.task, d.key
             if ctx.cancelled():
                 return None
             if key in measured and _reused(ctx, t, key, names):  # same content twice in one run (a renamed copy)
                 continue
             measured.add(key)
-            ctx.emit({"type": "cell-start", "suite": t.suite, "task": t.name, **names})
+            ctx.emit({"type": "cell-start", "suite": t.suite, "task": t.name, **names,
+                      "items": len(d.items), "extends": d.base[0].n_items if d.base else 0})
             error = None
             try:
-                cell, items = _measure_cell(ctx, loaded, t, variant, key, rt, load_s, footprint)
+                cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows)
                 ctx.store.add_cell(ctx.run_id, cell, items)
             except Exception as exc:  # noqa: BLE001 - one failed cell never loses the others
                 error = describe(exc, rt.backend.oom_types())
@@ -232,12 +261,23 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                 continue
             ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **names, "status": "ok",
                       "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method,
-                      "above_chance": cell.above_chance})
+                      "above_chance": cell.above_chance, "items": cell.n_items})
     finally:
         loaded.close()
         del loaded
         gc.collect()
     return None
+
+
+@dataclass(frozen=True)
+class _Todo:
+    """A cell to measure: its task, keys, the items to have scored, and a stored cell to extend (or None)."""
+
+    task: Task
+    key: str
+    items: tuple[Item, ...]
+    setup: str
+    base: tuple[CellResult, list[ItemRecord]] | None = None
 
 
 def _reused(ctx: _Ctx, task: Task, key: str, names: dict[str, str]) -> bool:
@@ -248,28 +288,62 @@ def _reused(ctx: _Ctx, task: Task, key: str, names: dict[str, str]) -> bool:
     return hit is not None
 
 
-def _measure_cell(ctx: _Ctx, loaded: Any, task: Task, variant: Composite, key: str, rt: _Runtime, load_s: float,
-                  footprint: dict[str, Any]) -> tuple[CellResult, list[ItemRecord]]:
-    cfg = ctx.config
+def _extendable(ctx: _Ctx, setup: str, items: tuple[Item, ...]) -> tuple[CellResult, list[ItemRecord]] | None:
+    """The newest stored cell of this setup on a subset of ``items`` with the same contents, if any."""
+    by_id = {it.id: it for it in items}
+    for cell, recs in ctx.store.find_extendable(setup, by_id):
+        if items_digest([by_id[r.item_id] for r in recs]) == cell.items_digest:
+            return cell, recs
+    return None
+
+
+def _stored_measurement(cell: CellResult, recs: list[ItemRecord]) -> Measured:
+    """A stored cell's measurement again (its item scores and windows), to pool with new items."""
+    from evaluator.measure import summarise
+
+    scores = [ItemScore(r.item_id, r.pred, r.pred_norm, r.gold, tuple(r.scores), r.target, r.output, r.is_correct)
+              for r in recs]
+    return summarise(scores, [Window.from_dict(w) for w in cell.energy_windows],
+                     [Window.from_dict(w) for w in cell.prefill_windows], repeats=cell.repeats,
+                     deterministic=cell.deterministic, energy_method=cell.energy_method,
+                     is_estimate=cell.is_estimate,
+                     unstable=[cell.energy_unstable_reason] if cell.energy_unstable_reason else [],
+                     peak_rss=cell.peak_rss_mb, passes_per_window=cell.passes_per_window)
+
+
+def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _Runtime, load_s: float,
+                  footprint: dict[str, Any], min_windows: int = MIN_WINDOWS) -> tuple[CellResult, list[ItemRecord]]:
+    cfg, task = ctx.config, todo.task
     ttype = get_task_type(task.type)
-    items = task.select(cfg.limit)
-    scoring = ttype.prepare(task, items, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
-    m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w)
+    done = {r.item_id for r in todo.base[1]} if todo.base else set()
+    new = [it for it in todo.items if it.id not in done]
+    scoring = ttype.prepare(task, new, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
+    earlier = _stored_measurement(*todo.base) if todo.base else None
+    m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w,
+                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows)
+    if earlier is not None:
+        m = combine([earlier, m])
+        order = {it.id: i for i, it in enumerate(todo.items)}
+        m = replace(m, scores=sorted(m.scores, key=lambda sc: order[sc.item_id]))
     extra = ttype.cell_figures(task, m.scores, scoring)  # prompt format; generation: tokens, prefill/decode
-    extra.update(phase_figures(m, extra.get("generated_tokens"), len(m.scores), scoring.batches))
-    return _cell(ctx, task, ttype.metrics(task, m.scores, scoring.method), scoring.method, m, loaded.name,
-                 variant, key, rt, load_s, footprint, extra), _item_records(m)
+    extra.update(phase_figures(m, extra.get("generated_tokens"), len(m.scores),
+                               -(-len(m.scores) // max(1, scoring.chunk))))
+    extra.update(setup_key=todo.setup, items_digest=items_digest(todo.items),
+                 extended_from_items=len(done), energy_windows=[w.to_dict() for w in m.windows],
+                 prefill_windows=[w.to_dict() for w in m.prefill_windows])
+    return _cell(ctx, task, todo.items, ttype.metrics(task, m.scores, scoring.method), scoring.method, m,
+                 loaded.name, variant, todo.key, rt, load_s, footprint, extra), _item_records(m)
 
 
-def _cell(ctx: _Ctx, task: Task, metrics: dict[str, float], method: str, m: Measured, model: str,
-          variant: Composite, key: str, rt: _Runtime, load_s: float, footprint: dict[str, Any],
+def _cell(ctx: _Ctx, task: Task, items: tuple[Item, ...], metrics: dict[str, float], method: str, m: Measured,
+          model: str, variant: Composite, key: str, rt: _Runtime, load_s: float, footprint: dict[str, Any],
           extra: dict[str, Any] | None = None) -> CellResult:
     from evaluator.carbon import gco2e
 
     n_items = len(m.scores)
     n_correct = sum(s.correct for s in m.scores)
     lo, hi = wilson_interval(n_correct, n_items)
-    chance = get_task_type(task.type).chance(task, task.select(ctx.config.limit))
+    chance = get_task_type(task.type).chance(task, items)
     return CellResult(
         suite=task.suite, task=task.name, model=model, variant=variant.name, status="ok",
         n_items=n_items, n_correct=n_correct, accuracy=n_correct / n_items, accuracy_ci_low=lo, accuracy_ci_high=hi,
@@ -293,6 +367,83 @@ def _cell(ctx: _Ctx, task: Task, metrics: dict[str, float], method: str, m: Meas
 def _item_records(m: Measured) -> list[ItemRecord]:
     return [ItemRecord(s.item_id, s.gold, s.pred, s.pred_norm, tuple(round(x, 5) for x in s.scores), s.target,
                        s.output, s.is_correct) for s in m.scores]
+
+
+def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
+    """Rounds over the grid (evaluator/adaptive.py): each round extends the cells still in their suite's race.
+
+    Each (model, variant) is loaded once per round it takes part in. After each round, per suite, points
+    confidently off the frontier stop; their cells record how many items they saw and why they stopped.
+    """
+    from evaluator.adaptive import order_items, race_round, round_bounds
+
+    cfg = ctx.config
+    orders = {(t.suite, t.name): tuple(order_items(t.select(cfg.limit), cfg.seed, f"{t.suite}/{t.name}"))
+              for t in the_plan.tasks}
+    # the first round holds two batches of each task, so that it measures two windows without repeating items
+    bounds = {k: round_bounds(len(v), cfg.rounds, first=2 * cfg.batch_size) for k, v in orders.items()}
+    n_rounds = cfg.rounds
+    points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
+    stopped: dict[tuple[str, str, str], str] = {}
+    tests = {s.name: len(the_plan.models) * len(the_plan.variants) * n_rounds for s in the_plan.suites}
+    for r in range(n_rounds):
+        grows = {k for k, b in bounds.items() if b and (r == 0 or b[r] > b[r - 1])}
+        if not grows:
+            continue
+        ctx.emit({"type": "round", "round": r + 1, "rounds": n_rounds,
+                  "active": sum(p not in stopped for p in points)})
+        for spec in the_plan.models:
+            for variant in the_plan.variants:
+                if ctx.cancelled():
+                    return
+                sel = {(t.suite, t.name): orders[(t.suite, t.name)][:bounds[(t.suite, t.name)][r]]
+                       for t in the_plan.tasks
+                       if (t.suite, t.name) in grows and (t.suite, spec.name, variant.name) not in stopped}
+                if sel:
+                    _run_group(ctx, the_plan.tasks, spec, variant, sel, min_windows=2)
+        if r == n_rounds - 1:
+            break
+        cells = ctx.store.cells(ctx.run_id)
+        for suite in the_plan.suites:
+            race = _race_points(ctx, suite, cells, stopped)
+            for label, stop in race_round(race, cfg.tolerance_pts, tests[suite.name]).items():
+                p = next(p for p in race if p.label == label)
+                key = (suite.name, p.model, p.variant)
+                stopped[key] = stop.reason
+                ctx.store.update_cells(ctx.run_id, suite.name, p.model, p.variant, stopped_reason=stop.reason,
+                                       stopped_after_round=r + 1)
+                ctx.emit({"type": "stopped", "suite": suite.name, "model": p.model, "variant": p.variant,
+                          "round": r + 1, "reason": stop.reason})
+        if all(p in stopped for p in points):
+            break
+    for t in the_plan.tasks:  # how many items each task has, beside how many each cell saw
+        for m in the_plan.models:
+            for v in the_plan.variants:
+                ctx.store.update_cells(ctx.run_id, t.suite, m.name, v.name, t.name,
+                                       items_available=len(orders[(t.suite, t.name)]))
+
+
+def _race_points(ctx: _Ctx, suite: Suite, cells: list[CellResult], stopped: dict[tuple[str, str, str], str]
+                 ) -> list[Any]:
+    """The suite's points with every task ok (a failed cell takes its point out of the race)."""
+    from evaluator.adaptive import RacePoint
+
+    tasks = {t.name for t in suite.tasks}
+    by_point: dict[tuple[str, str], list[CellResult]] = {}
+    for c in cells:
+        if c.suite == suite.name:
+            by_point.setdefault((c.model, c.variant), []).append(c)
+    out = []
+    for (model, variant), cs in by_point.items():
+        if {c.task for c in cs if c.status == "ok"} != tasks:
+            if (suite.name, model, variant) not in stopped:
+                stopped[(suite.name, model, variant)] = "failed: a task of the suite has no result"
+            continue
+        outcomes = {c.task: {r.item_id: r.correct for r in ctx.store.items(ctx.run_id, suite.name, c.task, model,
+                                                                           variant)} for c in cs}
+        energy = sum(c.energy_j or 0.0 for c in cs) / max(1, sum(c.n_items for c in cs))
+        out.append(RacePoint(model, variant, energy, outcomes, (suite.name, model, variant) not in stopped))
+    return out
 
 
 def _fail_all(ctx: _Ctx, todo: list[tuple[Task, str]], names: dict[str, str], error: str) -> None:
@@ -327,7 +478,7 @@ def load_result(source: str, store: str | None = None) -> RunResult:
         raise FrugalError(f"no run {source!r}: the store {store} does not exist (and {source!r} is not a file)")
     run_row = st.get_run(source)
     cells = tuple(st.cells(source))
-    fronts = suite_points(cells)
+    fronts = suite_points(cells, st.run_items(source))
     return RunResult(source, str(st.path), mark_cells(cells, fronts), fronts, run_row["environment"],
                      run_row["meter"], run_row["status"])
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
 
 Z95 = 1.959963984540054
 
@@ -69,3 +71,105 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, float | int]:
     k = min(a_only, b_only)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail)}
+
+
+# ------------------------------------------------------------------------------------ power analysis
+def items_needed(diff_pts: float, accuracy: float = 0.7, *, paired: bool = True, discordant: float | None = None,
+                 alpha: float = 0.05, power: float = 0.8) -> int:
+    """Items per cell needed to detect an accuracy difference of ``diff_pts`` points (two-sided).
+
+    Unpaired (two independent samples, normal approximation for two proportions at ``accuracy`` and
+    ``accuracy - diff``): ``n = (z_a sqrt(2 p(1-p)) + z_b sqrt(p1 q1 + p2 q2))^2 / d^2``, per cell.
+    Paired (the same items scored by both cells, McNemar; Connor 1987):
+    ``n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2``, where ``psi`` (``discordant``) is the share of
+    items on which exactly one of the two is right; by default ``2 d`` (a variant that changes few answers
+    besides those that make the difference), at least ``d``.
+
+    >>> items_needed(10, paired=False)
+    356
+    >>> items_needed(5, paired=True)
+    312
+    """
+    d = abs(diff_pts) / 100.0
+    if not 0 < d < 1:
+        raise ValueError("the difference must be between 0 and 100 points (exclusive)")
+    z_a = NormalDist().inv_cdf(1 - alpha / 2)
+    z_b = NormalDist().inv_cdf(power)
+    if paired:
+        psi = min(1.0, 2 * d) if discordant is None else discordant
+        psi = max(psi, d + 1e-9)
+        n = (z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - d * d, 0.0))) ** 2 / (d * d)
+    else:
+        p1 = min(max(accuracy, d), 1.0)
+        p2 = p1 - d
+        p = (p1 + p2) / 2
+        n = (z_a * math.sqrt(2 * p * (1 - p)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (d * d)
+    return math.ceil(n)
+
+
+# ------------------------------------------------------------------------------ paired suite accuracy
+#: task -> item id -> correct
+Outcomes = Mapping[str, Mapping[str, bool]]
+
+
+@dataclass(frozen=True)
+class PairedGap:
+    """Accuracy of ``b`` minus accuracy of ``a`` (the suite's mean over tasks) on the items both saw."""
+
+    diff: float
+    se: float
+    n_items: int
+    discordant: float  # share of common items on which exactly one of the two is right
+
+    def z(self, margin: float = 0.0) -> float:
+        """(diff - margin) / se."""
+        if self.se <= 0:
+            return math.inf if self.diff > margin else -math.inf
+        return (self.diff - margin) / self.se
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of "no difference" (normal approximation)."""
+        z = abs(self.z())
+        return 0.0 if math.isinf(z) else min(1.0, 2 * (1 - NormalDist().cdf(z)))
+
+    def items_to_settle(self) -> int | None:
+        """Items (per point, over the suite) a paired test needs to detect this difference at 95 %/80 %.
+
+        None when the observed difference is 0 (no number of items is likely to settle it).
+        """
+        pts = abs(self.diff) * 100
+        if not 0 < pts < 100:
+            return None
+        return items_needed(pts, paired=True, discordant=max(self.discordant, abs(self.diff)))
+
+
+def paired_gap(a: Outcomes, b: Outcomes) -> PairedGap | None:
+    """The paired difference b - a over the tasks both have items in; None with no common item.
+
+    Per task, the mean difference in correctness on the common items and its variance (sample variance
+    / n, floored at 1/n^2 so that a perfect split of a few items is not infinitely sure); over tasks, the
+    mean (the suite's accuracy is the mean over its tasks) and the variance of that mean.
+
+    >>> a = {"t": {str(i): i % 2 == 0 for i in range(40)}}
+    >>> b = {"t": {str(i): True for i in range(40)}}
+    >>> g = paired_gap(a, b); round(g.diff, 2), g.n_items, round(g.discordant, 2)
+    (0.5, 40, 0.5)
+    """
+    diffs, variances, n_all, disc = [], [], 0, 0
+    for task in sorted(set(a) & set(b)):
+        common = sorted(set(a[task]) & set(b[task]))
+        if not common:
+            continue
+        d = [int(b[task][i]) - int(a[task][i]) for i in common]
+        n = len(d)
+        mean = sum(d) / n
+        var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 1.0
+        diffs.append(mean)
+        variances.append(max(var, 1.0 / n) / n)
+        n_all += n
+        disc += sum(x != 0 for x in d)
+    if not diffs:
+        return None
+    k = len(diffs)
+    return PairedGap(sum(diffs) / k, math.sqrt(sum(variances)) / k, n_all, disc / n_all)

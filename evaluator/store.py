@@ -20,7 +20,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -97,6 +97,11 @@ def _retry_busy(db: sqlite3.Connection, sql: str) -> None:
             if not busy or attempt == BUSY_RETRIES - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _record(r: sqlite3.Row) -> ItemRecord:
+    return ItemRecord(r["item_id"], r["gold"], r["pred"], r["pred_norm"], tuple(json.loads(r["scores_json"])),
+                      r["target"], r["output"], None if r["correct"] is None else bool(r["correct"]))
 
 
 def now_iso() -> str:
@@ -386,6 +391,25 @@ class Store:
             return None
         return (row["reused_from"] or row["id"]), CellResult.from_dict(json.loads(row["result_json"]))
 
+    def find_extendable(self, setup_key: str, item_ids: Iterable[str], limit: int = 20
+                        ) -> Iterator[tuple[CellResult, list[ItemRecord]]]:
+        """Newest first: ok cells with this setup key (and windows) whose items all lie within ``item_ids``.
+
+        The caller checks the stored items' contents (``items_digest``) before extending one.
+        """
+        wanted = set(item_ids)
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, reused_from, result_json FROM cells WHERE status='ok' AND reused_from IS NULL AND "
+                "json_extract(result_json, '$.setup_key')=? ORDER BY id DESC LIMIT ?", (setup_key, limit)).fetchall()
+        for row in rows:
+            cell = CellResult.from_dict(json.loads(row["result_json"]))
+            if not cell.energy_windows or cell.n_items >= len(wanted):
+                continue
+            recs = self._items_of(row["id"])
+            if recs and {r.item_id for r in recs} <= wanted:
+                yield cell, recs
+
     def add_cell(self, run_id: str, cell: CellResult, items: Sequence[ItemRecord] = (),
                  reused_from: int | None = None) -> int:
         """Insert a finished cell and its items in one transaction; returns the cell id."""
@@ -414,6 +438,17 @@ class Store:
         return [replace(CellResult.from_dict(json.loads(r["result_json"])), reused=r["reused_from"] is not None)
                 for r in rows]
 
+    def update_cells(self, run_id: str, suite: str, model: str, variant: str, task: str | None = None,
+                     **fields: Any) -> None:
+        """Set result fields of a (model, variant)'s cells of one suite (or one task) in this run."""
+        with self._tx() as db:
+            rows = db.execute("SELECT id, result_json FROM cells WHERE run_id=? AND suite=? AND model=? AND "
+                              "variant=? AND (? IS NULL OR task=?)", (run_id, suite, model, variant, task, task)
+                              ).fetchall()
+            for row in rows:
+                doc = {**json.loads(row["result_json"]), **fields}
+                db.execute("UPDATE cells SET result_json=? WHERE id=?", (json.dumps(doc), row["id"]))
+
     def items(self, run_id: str, suite: str, task: str, model: str, variant: str) -> list[ItemRecord]:
         """Per-item predictions of one cell (following reuse to the original)."""
         with self._connect() as db:
@@ -421,11 +456,24 @@ class Store:
                              " AND variant=?", (run_id, suite, task, model, variant)).fetchone()
             if row is None:
                 return []
-            rows = db.execute("SELECT * FROM items WHERE cell_id=? ORDER BY idx",
-                              (row["reused_from"] or row["id"],)).fetchall()
-        return [ItemRecord(r["item_id"], r["gold"], r["pred"], r["pred_norm"], tuple(json.loads(r["scores_json"])),
-                           r["target"], r["output"], None if r["correct"] is None else bool(r["correct"]))
-                for r in rows]
+        return self._items_of(row["reused_from"] or row["id"])
+
+    def run_items(self, run_id: str) -> dict[tuple[str, str, str, str], list[ItemRecord]]:
+        """Per-item predictions of every ok cell of a run (following reuse), by (suite, task, model, variant)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT c.suite, c.task, c.model, c.variant, i.* FROM cells c JOIN items i ON "
+                "i.cell_id=COALESCE(c.reused_from, c.id) WHERE c.run_id=? AND c.status='ok' ORDER BY c.id, i.idx",
+                (run_id,)).fetchall()
+        out: dict[tuple[str, str, str, str], list[ItemRecord]] = {}
+        for r in rows:
+            out.setdefault((r["suite"], r["task"], r["model"], r["variant"]), []).append(_record(r))
+        return out
+
+    def _items_of(self, cell_id: int) -> list[ItemRecord]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM items WHERE cell_id=? ORDER BY idx", (cell_id,)).fetchall()
+        return [_record(r) for r in rows]
 
     def integrity_check(self) -> list[str]:
         """Problems found (empty list when sound): SQLite's own check plus our invariants."""

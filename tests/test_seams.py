@@ -108,7 +108,7 @@ def test_cell_key_covers_every_setting_that_changes_a_figure():
     ctx = KeyContext("w", "estimate", "cpu", 2, "cpu-x", "torch", "torch 2", None)
     base = cell_key(cfg, v, task, ctx)
     assert cell_key(cfg, v, task, ctx) == base  # deterministic
-    for change in ({"limit": 4}, {"batch_size": 8}, {"repeats": 1}, {"encoder_method": "probe"},
+    for change in ({"limit": 4}, {"batch_size": 8}, {"repeats": 3}, {"encoder_method": "probe"},
                    {"watts_per_core": 5.0}, {"pue": 1.5}, {"grid_intensity": 100.0}, {"country": "FR"}):
         assert cell_key(replace(cfg, **change), v, task, ctx) != base, change
     for change in ({"fingerprint": "w2"}, {"meter": "rapl"}, {"device": "cuda"}, {"threads": 1}, {"cpu": "cpu-y"},

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,8 +64,12 @@ class FakeConfig:
     replies: dict[str, str] = field(default_factory=dict)
     #: Whether the model has a chat template (``<|user|>...<|assistant|>``).
     chat_template: bool = False
+    #: Synthetic accuracy for choice items whose context says ``[gold=K]`` (test suites of known difficulty):
+    #: the model prefers choice K on a hash-drawn share ``skill`` of those items, another choice on the rest.
+    skill: float | None = None
 
 
+_GOLD = re.compile(r"\[gold=(\d+)\]")
 _WORDS = ("the", "answer", "is", "42", "7.5", "tablets", "daily", "\n", "2030", "million", "yes", "no")
 
 class FakeBackend(Backend):
@@ -132,8 +137,16 @@ class FakeLoaded(Loaded):
             assert isinstance(req, LoglikRequest)
             self._check(req.context)
             self._burn(req.context)
-            out.append(tuple(-(int.from_bytes(_h(self.config.seed, req.context, c)[:4], "big") % 1000) / 100.0
-                             for c in req.continuations))
+            lls = [-(int.from_bytes(_h(self.config.seed, req.context, c)[:4], "big") % 1000) / 100.0
+                   for c in req.continuations]
+            gold = _GOLD.search(req.context) if self.config.skill is not None else None
+            if gold is not None and int(gold.group(1)) < len(lls):
+                k = int(gold.group(1))
+                draw = int.from_bytes(_h(self.config.seed, "skill", req.context)[:4], "big") / 2**32
+                knows = draw < self.config.skill
+                pick = k if knows else (k + 1) % len(lls)
+                lls[pick] = max(lls) + 1.0
+            out.append(tuple(lls))
         return out
 
     def embed(self, texts: Sequence[str], batch_size: int) -> Any:

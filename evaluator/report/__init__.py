@@ -48,14 +48,19 @@ def results_dict(result: RunResult, tolerance_pts: float = 2.0) -> dict[str, Any
     for suite, pts in result.frontiers.items():
         rec = recommend(pts, tolerance_pts)
         fronts[suite] = {
-            "points": [asdict(p) for p in pts],
+            "points": [{k: v for k, v in asdict(p).items() if k != "outcomes"} for p in pts],
             "energy_methods": sorted({p.energy_method for p in pts}),
             "energy_is_estimate": any(p.is_estimate for p in pts),
             "recommendation": None if rec is None else {
                 "text": rec.text, "model": rec.choice.model, "variant": rec.choice.variant,
                 "best_model": rec.best.model, "best_variant": rec.best.variant,
                 "accuracy_drop_pts": rec.accuracy_drop_pts, "energy_ratio": rec.energy_ratio,
-                "tolerance_pts": rec.tolerance_pts},
+                "tolerance_pts": rec.tolerance_pts,
+                "runner_up": None if rec.runner_up is None else f"{rec.runner_up.model}:{rec.runner_up.variant}",
+                "distinguishable": rec.distinguishable,
+                "paired": None if rec.paired is None else {
+                    "diff_pts": rec.paired.diff * 100, "p_value": rec.paired.p_value, "items": rec.paired.n_items,
+                    "items_to_settle": rec.paired.items_to_settle()}},
         }
     per_item = cell_items(result)
     cells = []
@@ -248,7 +253,7 @@ def read_results_json(path: Path) -> RunResult:
         seen[key] = i
     items = {(c.suite, c.task, c.model, c.variant): _items_from_json(raw["items"], Path(path), f"cells[{i}]")
              for i, (c, raw) in enumerate(zip(cells, raw_cells, strict=True)) if raw.get("items") is not None}
-    fronts = suite_points(cells)
+    fronts = suite_points(cells, items)
     return RunResult(doc.get("run_id") or Path(path).stem, str(path), mark_cells(cells, fronts), fronts,
                      doc.get("environment") or {}, doc.get("meter") or {}, doc.get("status") or "finished", items)
 

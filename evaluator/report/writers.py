@@ -195,15 +195,23 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
     chart = _figure_script(frontier_figure(points, f"{suite}: accuracy vs energy", tol), f"plot-{index}") \
         if points else ""
     rows = []
+    race = race_notes(result.cells, suite)
     for p in sorted(points, key=lambda p: p.energy_j_per_1k):
         status = "frontier" if p.on_frontier else ("indistinguishable" if p.indistinguishable else "dominated")
         if p.above_chance is False:
             status += " \u00b7 NOT above chance"
+        seen, why = race.get((p.model, p.variant), (str(p.n_items), ""))
         rows.append([p.model, p.variant, _pct(p.accuracy), _ci_pct(p.accuracy_ci_low, p.accuracy_ci_high),
-                     fmt_joules(p.energy_j_per_1k), p.energy_method, Html(point_badge_svg(p)), status, p.n_items,
-                     p.tasks])
+                     fmt_joules(p.energy_j_per_1k), p.energy_method, Html(point_badge_svg(p)), status, seen,
+                     p.tasks] + ([why or "saw every item"] if race else []))
     table = _table(["Model", "Variant", "Accuracy (%)", "95% CI (%)", "Energy (J / 1,000 items)", "Energy method",
-                    "Energy label", "Pareto", "Items (n)", "Tasks"], rows, "points")
+                    "Energy label", "Pareto", "Items (n)", "Tasks"] + (["Adaptive evaluation"] if race else []),
+                   rows, "points")
+    if race:
+        table = Html('<p class="muted">Adaptive evaluation: items in rounds, in one seeded order shared by every '
+                     "point; a point confidently off the frontier at the tolerance stopped early (paired test, "
+                     "95 % with a correction for the number of tests). Its figures are those of the items it "
+                     "saw.</p>" + table)
     body = (f"{rec_html}{note}<p class=\"muted\">{_e(energy_axis_title(points))}. Suite accuracy is the mean of "
             f"its tasks; energy labels A (least) to E (most) are placed on a log scale between this suite's lowest "
             f"and highest energy in this run, among points better than chance at 95 % (\"NOT above chance\": "
@@ -211,16 +219,35 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
     return _section(f"suite-{index}", f"Suite: {suite}", body)
 
 
+def race_notes(cells: Sequence[CellResult], suite: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per (model, variant) of an adaptive run's suite: 'seen of available' items and why it stopped.
+
+    Empty when the run was not adaptive.
+    """
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    by: dict[tuple[str, str], list[CellResult]] = {}
+    for c in cells:
+        if c.suite == suite and c.status == "ok" and c.items_available is not None:
+            by.setdefault((c.model, c.variant), []).append(c)
+    for key, cs in by.items():
+        seen, avail = sum(c.n_items for c in cs), sum(c.items_available or 0 for c in cs)
+        why = next((c.stopped_reason for c in cs if c.stopped_reason), "")
+        rnd = next((c.stopped_after_round for c in cs if c.stopped_after_round), None)
+        out[key] = (f"{seen} of {avail}", f"stopped after round {rnd}: {why}" if rnd and why else why)
+    return out
+
+
 def _metrics_text(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if k != "accuracy") or "\u2013"
 
 
 CELL_HEADERS = (
-    "Suite", "Task", "Model", "Variant", "Status", "Items (n)", "Correct (n)", "Accuracy (%)", "95% CI (%)",
-    "Other metrics", "Scoring", "Energy per pass (J)", "Active energy (J)", "Energy 95% CI (J)", "J / item",
-    "J / 1,000 items", "J / correct", "Energy method", "Estimate", "Stable", "Carbon (gCO2e)", "Duration (s)",
-    "CPU time (s)", "Repeats", "Passes / window", "Deterministic", "Params", "Non-zero params", "Size (MB)",
-    "Peak RSS (MB)", "Weight dtype", "Load (s)", "Batch", "Reused", "On frontier", "Backend",
+    "Suite", "Task", "Model", "Variant", "Status", "Items (n)", "Items available", "Stopped early",
+    "Correct (n)", "Accuracy (%)", "95% CI (%)", "Other metrics", "Scoring", "Energy (J, these items)",
+    "Active energy (J)", "Energy 95% CI (J)", "J / item", "J / 1,000 items", "J / correct", "Energy method",
+    "Estimate", "Stable", "Carbon (gCO2e)", "Duration (s)", "CPU time (s)", "Repeats", "Windows",
+    "Passes / window", "Deterministic", "Params", "Non-zero params", "Size (MB)", "Peak RSS (MB)",
+    "Weight dtype", "Load (s)", "Batch", "Reused", "On frontier", "Backend",
     "Fallback kernel",
 )
 
@@ -228,22 +255,27 @@ CELL_HEADERS = (
 def _cell_row(c: CellResult) -> list[Any]:
     ci = "\u2013" if c.energy_ci_low is None else f"{fmt_joules(c.energy_ci_low)}\u2013{fmt_joules(c.energy_ci_high)}"
     stable = _yes(c.energy_is_stable) + (f" ({c.energy_unstable_reason})" if c.energy_unstable_reason else "")
-    return [c.suite, c.task, c.model, c.variant, c.status, c.n_items, c.n_correct, _pct(c.accuracy),
+    stopped = (f"after round {c.stopped_after_round}: {c.stopped_reason}" if c.stopped_after_round
+               else (c.stopped_reason or "\u2013"))
+    return [c.suite, c.task, c.model, c.variant, c.status, c.n_items,
+            "\u2013" if c.items_available is None else c.items_available, stopped, c.n_correct, _pct(c.accuracy),
             _ci_pct(c.accuracy_ci_low, c.accuracy_ci_high), _metrics_text(c.metrics), c.scoring_method or "\u2013",
             fmt_joules(c.energy_j), fmt_joules(c.active_energy_j), ci, fmt_joules(c.energy_j_per_item),
             fmt_joules(c.energy_j_per_1k), fmt_joules(c.energy_j_per_correct), c.energy_method or "\u2013",
             _yes(c.is_estimate) if c.status == "ok" else "\u2013", stable,
             _num(c.gco2e, ".3g"), _num(c.duration_s, ".3f"), _num(c.cpu_time_s, ".3f"), c.repeats,
-            c.passes_per_window, _yes(c.deterministic), _num(c.params, ","), _num(c.nonzero_params, ","),
+            len(c.energy_windows) or "\u2013", c.passes_per_window, _yes(c.deterministic), _num(c.params, ","),
+            _num(c.nonzero_params, ","),
             _num(c.size_mb, ".1f"), _num(c.peak_rss_mb, ".0f"), c.weight_dtype, _num(c.load_s, ".2f"),
             c.batch_size, _yes(c.reused), _yes(c.on_frontier), c.backend or "\u2013",
             f"yes: {c.fallback_reason}" if c.fallback_kernel else "no"]
 
 
 def _cells_section(result: RunResult) -> Html:
-    body = ('<p class="muted">One row per (suite, task, model, variant). Energy per pass is the mean over the '
-            "measured repeats of one scoring pass over the task's items; active energy subtracts idle power x "
-            "duration.</p>" + _table(CELL_HEADERS, [_cell_row(c) for c in result.cells], "cells"))
+    body = ('<p class="muted">One row per (suite, task, model, variant). Energy is that of scoring the cell\'s '
+            "items once (with --repeats N, the mean over N passes); its 95 % interval comes from the measured "
+            "windows' energy per item (docs/methodology.md, \"Energy intervals\"); active energy subtracts idle "
+            "power x duration.</p>" + _table(CELL_HEADERS, [_cell_row(c) for c in result.cells], "cells"))
     return _section("cells", "All cells", body)
 
 
@@ -332,10 +364,12 @@ def rules(result: RunResult) -> list[tuple[str, str, str]]:
                 f"mixed methods in: {', '.join(per_suite_mixed)} (the axis title says so)"))
     out.append(("Steady state only", "held (by design)",
                 "model loading and one warm-up batch happen outside the measured window"))
-    passes = sorted({c.passes_per_window for c in ok})
+    windows = sorted({len(c.energy_windows) for c in ok if c.energy_windows})
     out.append(("Window long enough for the meter", "held (by design)",
-                f"each window repeats the scoring pass until the meter's minimum window is reached "
-                f"({_span(passes)} pass(es) per window); energy is divided by the passes"))
+                "each item is scored once, batch by batch, in windows of at least the meter's minimum length (a "
+                "short pass is repeated until it fills 3 windows); "
+                + (f"{_span(windows)} window(s) per cell; " if windows else "")
+                + "the energy interval comes from the windows' energy per item"))
     idle = meter.get("idle_power_w")
     if any(not c.is_estimate for c in ok):
         out.append(("Idle baseline subtracted", "held" if idle else "NOT held",

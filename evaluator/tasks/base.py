@@ -109,15 +109,28 @@ class Task:
             payload.update(fewshot=self.num_fewshot, chat=self.chat, options=dict(self.options))
         h.update(json.dumps(payload, sort_keys=True).encode())
         for it in (*self.select(limit), *self.train_items):
-            row = [it.id, dict(it.fields), it.choices, it.gold, it.split]
-            if it.targets:  # generated answers are scored against these texts
-                row.append(list(it.targets))
-            h.update(json.dumps(row, sort_keys=True, default=str).encode())
+            h.update(item_row(it))
         return h.hexdigest()[:20]
 
     def select(self, limit: int | None) -> tuple[Item, ...]:
         """The first ``limit`` test items, in file order (fixed, reproducible)."""
         return self.items if limit is None else self.items[:limit]
+
+
+def item_row(it: Item) -> bytes:
+    """What of an item affects its score, as canonical bytes (task fingerprints and item digests hash it)."""
+    row = [it.id, dict(it.fields), it.choices, it.gold, it.split]
+    if it.targets:  # generated answers are scored against these texts
+        row.append(list(it.targets))
+    return json.dumps(row, sort_keys=True, default=str).encode()
+
+
+def items_digest(items: Sequence[Item]) -> str:
+    """The contents of a set of items, in any order (a cell measured on them can be reused or extended)."""
+    h = hashlib.sha256()
+    for it in sorted(items, key=lambda i: i.id):
+        h.update(item_row(it))
+    return h.hexdigest()[:20]
 
 
 def render(template: str, fields: Mapping[str, Any]) -> str:
@@ -198,18 +211,29 @@ class ScoringOptions:
 class ScoringPass:
     """One cell's scoring, prepared outside the measured window.
 
-    ``run`` scores every item once (what a measured window repeats); ``warm`` runs one batch first.
-    ``prefill``, when set, runs the same requests' prefill only (generation: max_new_tokens=1), measured in
-    its own windows so that decode = total - prefill; ``batches`` is how many batches one pass runs.
+    ``run_items(a, b)`` scores items ``a:b`` of the prepared items (what measured windows run, batch by
+    batch: ``chunk`` items at a time); ``warm`` runs one batch first. ``prefill_items(a, b)``, when set,
+    runs the same requests' prefill only (generation: max_new_tokens=1), measured in its own windows so
+    that decode = total - prefill.
     """
 
     method: str
-    run: Callable[[], list[ItemScore]]
+    run_items: Callable[[int, int], list[ItemScore]]
+    n_items: int
     warm: Callable[[], object]
-    prefill: Callable[[], object] | None = None
-    batches: int = 0
+    chunk: int = 16
+    prefill_items: Callable[[int, int], object] | None = None
     #: Whether the prompts went through the model's chat template.
     chat: bool = False
+
+    def run(self) -> list[ItemScore]:
+        """Score every item once."""
+        return self.run_items(0, self.n_items)
+
+    @property
+    def batches(self) -> int:
+        """Batches of one pass."""
+        return -(-self.n_items // max(1, self.chunk))
 
 
 class TaskType(abc.ABC):

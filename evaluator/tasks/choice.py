@@ -103,25 +103,25 @@ class ChoiceTask(TaskType):
         if prepared is None:
             prepared = loaded.prepare(LOGLIKELIHOOD, loglik_requests(task, items))
 
-        def run(sub: Sequence[Item] = items, prep: Any = prepared) -> list[ItemScore]:
-            lls = loaded.loglikelihood(prep, batch_size)
+        def run(a: int, b: int) -> list[ItemScore]:
+            lls = loaded.loglikelihood(prepared[a:b], batch_size)
             out = []
-            for it, ll in zip(sub, lls, strict=True):
+            for it, ll in zip(items[a:b], lls, strict=True):
                 norm = [x / max(1, len(c)) for x, c in zip(ll, it.choices, strict=True)]
                 out.append(_score(it, argmax(ll), argmax(norm), ll))
             return out
 
-        return ScoringPass("loglik", run, lambda: run(items[:batch_size], prepared[:batch_size]))
+        return ScoringPass("loglik", run, len(items), lambda: run(0, batch_size), chunk=batch_size)
 
     def _prepare_embedding(self, task: Task, items: Sequence[Item], loaded: Loaded,
                            options: ScoringOptions) -> ScoringPass:
         plan = self.encoder_plan(task, loaded, options.encoder_method)
         bs = options.batch_size * 2
 
-        def run(sub: Sequence[Item] = items) -> list[ItemScore]:
-            return self.score_embedding(task, sub, loaded, plan, bs)
+        def run(a: int, b: int) -> list[ItemScore]:
+            return self.score_embedding(task, items[a:b], loaded, plan, bs)
 
-        return ScoringPass(plan.method, run, lambda: run(items[:bs]))
+        return ScoringPass(plan.method, run, len(items), lambda: run(0, bs), chunk=bs)
 
     def encoder_plan(self, task: Task, loaded: Loaded, method: str) -> EncoderPlan:
         """Zero-shot, or a probe trained on the train split (``method``: auto | zero-shot | probe)."""

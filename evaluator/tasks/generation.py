@@ -26,7 +26,6 @@ pass (the same prompts with max_new_tokens=1) that the measurement protocol meas
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -176,16 +175,16 @@ class GenerationTask(TaskType):
         bs = max(1, options.batch_size)
         how = str(opts.get("extract", "first-line"))
 
-        def run(sub: Sequence[Item] = items, prep: Any = prepared) -> list[ItemScore]:
-            gens = loaded.generate(prep, bs)
-            return [self.score(task, it, g, how) for it, g in zip(sub, gens, strict=True)]
+        def run(a: int, b: int) -> list[ItemScore]:
+            gens = loaded.generate(prepared[a:b], bs)
+            return [self.score(task, it, g, how) for it, g in zip(items[a:b], gens, strict=True)]
 
         def warm() -> object:
-            run(items[:bs], prepared[:bs])
+            run(0, bs)
             return loaded.generate(prefill[:bs], bs)
 
-        return ScoringPass("generate-greedy", run, warm, prefill=lambda: loaded.generate(prefill, bs),
-                           batches=math.ceil(len(items) / bs), chat=chat)
+        return ScoringPass("generate-greedy", run, len(items), warm, chunk=bs,
+                           prefill_items=lambda a, b: loaded.generate(prefill[a:b], bs), chat=chat)
 
     def score(self, task: Task, item: Item, gen: Generation, how: str) -> ItemScore:
         """One item: the extracted answer judged by the primary metric; tokens and stop reason as scores."""
