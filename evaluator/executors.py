@@ -151,6 +151,11 @@ class _ProxyStore:
 
         return ray.get(self.reader.find_reusable.remote(key))
 
+    def find_extendable(self, setup_key: str, item_ids: Any) -> Any:
+        import ray
+
+        return ray.get(self.reader.find_extendable.remote(setup_key, list(item_ids)))
+
     def add_cell(self, run_id: str, cell: Any, items: Any = (), reused_from: int | None = None) -> int:
         self.out.put(("cell", (cell, list(items), reused_from)))
         return 0
@@ -166,6 +171,9 @@ class _StoreReader:
 
     def find_reusable(self, key: str) -> Any:
         return self.store.find_reusable(key)
+
+    def find_extendable(self, setup_key: str, item_ids: list[str]) -> Any:
+        return list(self.store.find_extendable(setup_key, item_ids))
 
 
 def _ensure_local(spec: ModelSpec) -> None:

@@ -466,8 +466,12 @@ class Store:
                 "i.cell_id=COALESCE(c.reused_from, c.id) WHERE c.run_id=? AND c.status='ok' ORDER BY c.id, i.idx",
                 (run_id,)).fetchall()
         out: dict[tuple[str, str, str, str], list[ItemRecord]] = {}
-        for r in rows:
-            out.setdefault((r["suite"], r["task"], r["model"], r["variant"]), []).append(_record(r))
+        try:
+            for r in rows:
+                out.setdefault((r["suite"], r["task"], r["model"], r["variant"]), []).append(_record(r))
+        except (IndexError, KeyError, TypeError, ValueError) as exc:  # a damaged items table
+            raise StoreError(f"results store {self.path}: its items table is damaged ({exc}): move the file aside "
+                             "(results in it are lost) or pass another --store") from None
         return out
 
     def _items_of(self, cell_id: int) -> list[ItemRecord]:
