@@ -453,7 +453,7 @@ def download_buttons(run_id: str, tolerance: float = 2.0, key: str = "dl") -> No
 
 def failed_cells_box(result: Any, suite: str | None = None) -> None:
     """Failed cells with their reasons (never a traceback)."""
-    failed = [c for c in result.cells if c.status != "ok" and (suite is None or c.suite == suite)]
+    failed = [c for c in result.cells if c.status == "failed" and (suite is None or c.suite == suite)]
     if not failed:
         return
     with st.expander(f"{len(failed)} cell(s) failed — the reasons", expanded=len(failed) <= 6,

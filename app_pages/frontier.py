@@ -62,7 +62,8 @@ def cells_frame(cells: list[Any]) -> Any:
         rows.append({
             "task": c.task, "model": c.model, "variant": c.variant, "status": c.status,
             "accuracy %": None if c.accuracy is None else round(c.accuracy * 100, 1),
-            "n items": c.n_items, "stopped early": c.stopped_reason or "", "energy J": c.energy_j, "J / 1k items": c.energy_j_per_1k,
+            "n items": c.n_items, "stopped early": c.stopped_reason or "", "energy J": c.energy_j,
+            "J / 1k items": c.energy_j_per_1k,
             "energy method": c.energy_method, "duration s": c.duration_s, "size MB": c.size_mb,
             "peak RSS MB": c.peak_rss_mb, "gCO2e": c.gco2e, "scoring": c.scoring_method,
             "above chance": _chance(c.above_chance, c.chance_accuracy),

@@ -141,6 +141,8 @@ class _Progress:
                 f" @{term(e['node'])}" if e.get("node") else "")
             if e["status"] == "failed":
                 tail = f"FAILED: {term(str(e.get('error') or '')[:160])}"
+            elif e["status"] == "n/a":
+                tail = f"{term(str(e.get('error') or '')[:160])}"
             else:
                 tail = f"acc {e['accuracy']:.3f}, {e['energy_j']:.2f} J" + (" (reused)" if e["status"] == "reused"
                                                                         else f" ({e.get('energy_method', '')})")
@@ -208,7 +210,7 @@ def _warn_fallbacks(config: RunConfig) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Handle `frugal run`."""
-    from evaluator.pareto import recommend
+    from evaluator.pareto import left_out_note, recommend
     from evaluator.runner import run
 
     config = build_config(args)
@@ -232,6 +234,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         methods = sorted({p.energy_method for p in pts})
         _out(f"{term(suite)}: {term(rec.text) if rec else 'no complete points'} [energy: "
              f"{term(', '.join(methods))}]")
+        left = left_out_note(result.cells, suite)
+        if left:
+            _out(f"  {term(left)}")
     if config.out:
         out = Path(config.out)
         names = sorted({p.relative_to(out).parts[0] for p in written if p.parent == out})

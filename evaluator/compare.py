@@ -95,6 +95,12 @@ class CellDiff:
         return (self.suite, self.task, self.model, self.variant)
 
 
+def _why_not(a: CellResult, b: CellResult) -> str:
+    """'failed' or 'not applicable', for the side that is not ok."""
+    bad = a if a.status != "ok" else b
+    return "failed" if bad.status == "failed" else "not applicable"
+
+
 def _interval(c: CellResult) -> tuple[float, float] | None:
     lo, hi = _per_1k(c, c.energy_ci_low), _per_1k(c, c.energy_ci_high)
     if lo is None or hi is None or c.repeats < 2 or hi <= lo:
@@ -112,7 +118,7 @@ def diff_cells(a: CellResult, b: CellResult, items_a: list[ItemRecord] | None = 
         if a.status == "ok":
             reasons = (f"failed in B: {(b.error or 'no reason recorded').splitlines()[0][:200]}",)
         return CellDiff(**base, regression=bool(reasons), reasons=reasons,
-                        notes=(f"not compared: {'A' if a.status != 'ok' else 'B'} failed",))
+                        notes=(f"not compared: {'A' if a.status != 'ok' else 'B'} {_why_not(a, b)}",))
     notes: list[str] = []
     acc_a, acc_b = a.accuracy, b.accuracy
     test, p, n_paired, a_only, b_only = "n/a", None, 0, None, None

@@ -69,7 +69,8 @@ def _why_missing(cells: Sequence[CellResult], suite: str, model: str, variant: s
         if c is None:
             reasons.append(f"{t}: not run")
         elif c.status != "ok":
-            reasons.append(f"{t}: failed ({(c.error or 'no reason recorded').splitlines()[0][:160]})")
+            reasons.append(f"{t}: {'failed' if c.status == 'failed' else c.status} "
+                           f"({(c.error or 'no reason recorded').splitlines()[0][:160]})")
         elif c.accuracy is None or c.energy_j is None:
             reasons.append(f"{t}: no accuracy or energy recorded")
     return "; ".join(reasons) or "incomplete"

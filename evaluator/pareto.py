@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from evaluator.records import CellResult, ItemRecord, SuitePoint
+from evaluator.records import NOT_APPLICABLE, CellResult, ItemRecord, SuitePoint
 from evaluator.stats import PairedGap, paired_gap
 
 GRADES = "ABCDE"
@@ -38,15 +38,14 @@ def suite_points(cells: Sequence[CellResult], items: Mapping[tuple[str, str, str
 
     ``items`` (per (suite, task, model, variant)): each point gets its per-item outcomes, for paired tests.
     """
-    tasks_of: dict[str, set[str]] = defaultdict(set)
+    core = {suite: frontier_tasks(cells, suite)[0] for suite in dict.fromkeys(c.suite for c in cells)}
     groups: dict[tuple[str, str, str], list[CellResult]] = defaultdict(list)
     for c in cells:
-        tasks_of[c.suite].add(c.task)
-        if c.status == "ok" and c.accuracy is not None and c.energy_j is not None:
+        if c.status == "ok" and c.accuracy is not None and c.energy_j is not None and c.task in core[c.suite]:
             groups[(c.suite, c.model, c.variant)].append(c)
     out: dict[str, list[SuitePoint]] = defaultdict(list)
     for (suite, model, variant), cs in sorted(groups.items()):
-        if {c.task for c in cs} != tasks_of[suite]:
+        if {c.task for c in cs} != core[suite]:
             continue  # a failed task leaves the suite point incomplete: not plotted as if whole
         acc = sum(c.accuracy for c in cs) / len(cs)
         var = sum(c.accuracy * (1 - c.accuracy) / max(1, c.n_items) for c in cs) / len(cs) ** 2
@@ -66,6 +65,47 @@ def suite_points(cells: Sequence[CellResult], items: Mapping[tuple[str, str, str
             chance_accuracy=chance, above_chance=None if chance is None or chance <= 0 else lo > chance,
             outcomes=outcomes))
     return {s: mark_frontier(p) for s, p in out.items()}
+
+
+def frontier_tasks(cells: Sequence[CellResult], suite: str) -> tuple[set[str], set[str]]:
+    """(tasks the suite's frontier covers, tasks left out because some model cannot do them).
+
+    A task that is not applicable to a (model, variant) (status "n/a": an encoder and a generation task) is
+    left out of the suite's points for *every* model, so that all points average the same tasks; the
+    models that can do it keep their cells (task tables, the report's sections). A (model, variant) that
+    can do none of the suite's tasks does not narrow the others.
+
+    >>> from evaluator.records import CellResult as C
+    >>> cells = [C("s", "t1", "enc", "fp32", "ok"), C("s", "gen", "enc", "fp32", "n/a"),
+    ...          C("s", "t1", "lm", "fp32", "ok"), C("s", "gen", "lm", "fp32", "ok")]
+    >>> frontier_tasks(cells, "s")
+    ({'t1'}, {'gen'})
+    """
+    mine = [c for c in cells if c.suite == suite]
+    tasks = {c.task for c in mine}
+    na: dict[tuple[str, str], set[str]] = {}
+    for c in mine:
+        left_out = na.setdefault((c.model, c.variant), set())
+        if c.status == NOT_APPLICABLE:
+            left_out.add(c.task)
+    core = set(tasks)
+    for left_out in na.values():
+        if left_out != tasks:
+            core -= left_out
+    return core, tasks - core
+
+
+def left_out_note(cells: Sequence[CellResult], suite: str) -> str | None:
+    """A sentence on the tasks a suite's frontier leaves out (not applicable to some models), or None."""
+    core, left = frontier_tasks(cells, suite)
+    if not left:
+        return None
+    who = sorted({f"{c.model} {c.variant}" for c in cells if c.suite == suite and c.task in left
+                  and c.status == NOT_APPLICABLE})
+    return (f"The frontier covers {', '.join(sorted(core)) or 'no task'}; {', '.join(sorted(left))} "
+            f"{'is' if len(left) == 1 else 'are'} left out of it because {', '.join(who[:4])}"
+            f"{' and others' if len(who) > 4 else ''} cannot do {'it' if len(left) == 1 else 'them'} (not "
+            "applicable); the models that can have their cells in the task tables.")
 
 
 def mark_cells(cells: Sequence[CellResult], fronts: dict[str, list[SuitePoint]]) -> tuple[CellResult, ...]:

@@ -10,6 +10,8 @@ from typing import Any
 
 #: results.json and cell-key schema. 2: items carry a text target and output; cells carry task type and backend.
 SCHEMA_VERSION = 2
+#: The status of a cell whose task type its model cannot do (recorded with the reason; not a failure).
+NOT_APPLICABLE = "n/a"
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,9 @@ class CellResult:
     task: str
     model: str
     variant: str
-    status: str  # "ok" | "failed"
+    #: "ok" | "failed" | "n/a" (not applicable: the model's backend cannot serve the task type, e.g. an encoder
+    #: and a generation task; the reason is in ``error``; never a failure, and not on the suite's frontier)
+    status: str
     error: str | None = None
     n_items: int = 0
     n_correct: int = 0
@@ -199,5 +203,10 @@ class RunResult:
 
     @property
     def failed(self) -> list[CellResult]:
-        """Cells that failed."""
-        return [c for c in self.cells if c.status != "ok"]
+        """Cells that failed (not those that do not apply to their model)."""
+        return [c for c in self.cells if c.status == "failed"]
+
+    @property
+    def not_applicable(self) -> list[CellResult]:
+        """Cells whose task type the model's backend cannot serve (status "n/a")."""
+        return [c for c in self.cells if c.status == NOT_APPLICABLE]

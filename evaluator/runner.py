@@ -42,7 +42,7 @@ from evaluator.meters import Meter, MeterOptions, create_meter
 from evaluator.meters.estimate import cpu_model
 from evaluator.models import ModelSpec, get_spec, load_registry, registry_source, resolve
 from evaluator.pareto import mark_cells, suite_points
-from evaluator.records import CellResult, ItemRecord, RunResult
+from evaluator.records import NOT_APPLICABLE, CellResult, ItemRecord, RunResult
 from evaluator.stats import wilson_interval
 from evaluator.store import Store, now_iso
 from evaluator.suite import Suite, load_suite
@@ -163,7 +163,7 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
     fronts = suite_points(cells, store.run_items(run_id))
     cells = mark_cells(cells, fronts)
     status = "cancelled" if ctx.cancelled() else "finished"
-    if status == "finished" and any(c.status != "ok" for c in cells):
+    if status == "finished" and any(c.status == "failed" for c in cells):
         status = "finished-with-failures"
     store.update_run(run_id, status=status, finished_at=now_iso())
     emit({"type": "end", "run_id": run_id, "status": status})
@@ -212,10 +212,10 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
         key = cell_key(ctx.config, variant, t, kctx, items)
         ttype = get_task_type(t.type)
         if not serves.intersection(ttype.kinds):
-            _store_failed(ctx, t, names, f"refused before loading: {spec.name} ({spec.kind}) cannot do task type "
-                                         f"{t.type}, which needs {' or '.join(ttype.kinds)} requests; backend "
+            _store_failed(ctx, t, names, f"not applicable: {spec.name} ({spec.kind}) cannot do task type {t.type}, "
+                                         f"which needs {' or '.join(ttype.kinds)} requests; backend "
                                          f"{rt.backend.name} serves only {', '.join(sorted(serves)) or 'none'} for "
-                                         f"{spec.kind} models", key)
+                                         f"{spec.kind} models (decided before loading)", key, NOT_APPLICABLE)
             continue
         if ctx.config.force or not _reused(ctx, t, key, names):
             base = None if ctx.config.force else _extendable(ctx, setup_key(ctx.config, variant, t, kctx), items)
@@ -451,11 +451,12 @@ def _fail_all(ctx: _Ctx, todo: list[tuple[Task, str]], names: dict[str, str], er
         _store_failed(ctx, t, names, error, key)
 
 
-def _store_failed(ctx: _Ctx, task: Task, names: dict[str, str], error: str, key: str) -> None:
-    cell = CellResult(suite=task.suite, task=task.name, status="failed", error=error, cell_key=key,
+def _store_failed(ctx: _Ctx, task: Task, names: dict[str, str], error: str, key: str,
+                  status: str = "failed") -> None:
+    cell = CellResult(suite=task.suite, task=task.name, status=status, error=error, cell_key=key,
                       task_type=task.type, prompt_template=task.prompt, **names)
     ctx.store.add_cell(ctx.run_id, cell)
-    ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": "failed", "error": error})
+    ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": status, "error": error})
 
 
 class _Hooks:

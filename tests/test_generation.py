@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -227,11 +228,11 @@ def test_user_suite_with_generation_and_fewshot_through_suite_path(tmp_path, cap
     code = main(["run", "--suite", str(d), "--model", "fake-lm", "--model", "fake-enc", "--variant", "fake",
                  "--models-file", str(mf), "--store", str(tmp_path / "s.sqlite"), "--out", str(out), "--repeats", "2",
                  "--meter", "estimate", "--limit", "4"])
-    assert code == 1  # the encoder's cell failed (refused), the other is fine
+    assert code == 0  # the encoder's cell does not apply (decided before loading): not a failure
     doc = json.loads((out / "results.json").read_text())
     cells = {c["model"]: c for c in doc["cells"]}
     enc = cells["fake-enc"]
-    assert enc["status"] == "failed" and "refused before loading" in enc["error"]
+    assert enc["status"] == "n/a" and "not applicable" in enc["error"] and "before loading" in enc["error"]
     assert "needs generation requests" in enc["error"] and "must be refused" not in enc["error"]
     lm = cells["fake-lm"]
     assert lm["status"] == "ok" and lm["task_type"] == "generation" and lm["n_items"] == 4
@@ -393,3 +394,29 @@ def test_items_page_shows_the_written_text_and_the_extracted_answer(tmp_path, mo
     assert row["A: fake-a:fake"] == "✓ '6'" and row["B: fake-b:fake"] == "✗ '7'"
     assert row["A wrote (fake-a:fake)"] == "'I think 6 apples' (eos, 5 tokens)" and row["correct"] == "6"
     assert "choices" not in frame.columns
+
+
+def test_a_suite_mixing_choice_and_generation_tasks_keeps_encoders_on_its_frontier(tmp_path, capsys):
+    """The encoder's generation cell is "n/a" (not a failure); every point averages the tasks all can do."""
+    d = tmp_path / "mixed"
+    shutil.copytree(ROOT / "domains" / "finance", d)
+    shutil.copy(ROOT / "domains" / "finance-answers" / "figures.jsonl", d)
+    gen = (ROOT / "domains" / "finance-answers" / "suite.yaml").read_text().split("tasks:\n", 1)[1]
+    (d / "suite.yaml").write_text((d / "suite.yaml").read_text().rstrip("\n") + "\n" + gen)
+    mf = _models(tmp_path, {"fake-lm": ("causal-lm", {"seed": 1}), "fake-enc": ("encoder", {"seed": 2})})
+    out = tmp_path / "out"
+    code = main(["run", "--suite", str(d), "--model", "fake-lm", "--model", "fake-enc", "--variant", "fake",
+                 "--models-file", str(mf), "--store", str(tmp_path / "s.sqlite"), "--out", str(out),
+                 "--meter", "estimate", "--limit", "4"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    doc = json.loads((out / "results.json").read_text())
+    status = {(c["task"], c["model"]): c["status"] for c in doc["cells"]}
+    assert status[("figures", "fake-enc")] == "n/a" and status[("figures", "fake-lm")] == "ok"
+    assert doc["status"] == "finished"
+    (front,) = doc["frontiers"].values()
+    pts = {p["model"]: p for p in front["points"]}
+    assert set(pts) == {"fake-lm", "fake-enc"}  # the encoder is on the chart, over the same tasks as the LM
+    assert pts["fake-lm"]["tasks"] == pts["fake-enc"]["tasks"] == 2 and pts["fake-lm"]["n_items"] == 8
+    assert "figures is left out of it because fake-enc fake cannot do it" in printed
+    assert "figures is left out of it" in (out / "report.html").read_text()

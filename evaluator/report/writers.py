@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from evaluator import textsafe
 from evaluator.errors import FrugalError, OutputError
 from evaluator.meters import METHOD_LABELS
-from evaluator.pareto import recommend
+from evaluator.pareto import left_out_note, recommend
 from evaluator.records import CellResult, SuitePoint
 from evaluator.report.badge import grade_colour, point_badge_svg, safe_name, write_badges
 from evaluator.report.plots import energy_axis_title, frontier_figure
@@ -189,8 +189,11 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
     incomplete = sorted({(c.model, c.variant) for c in result.cells if c.suite == suite}
                         - {(p.model, p.variant) for p in points})
     note = ""
+    left = left_out_note(result.cells, suite)
+    if left:
+        note += f'<p class="muted">{_e(left)}</p>'
     if incomplete:
-        note = ('<p class="warn">Not plotted (a task failed, so the suite point would be incomplete): '
+        note += ('<p class="warn">Not plotted (a task failed, so the suite point would be incomplete): '
                 + ", ".join(f"{_e(m)} [{_e(v)}]" for m, v in incomplete) + "</p>")
     chart = _figure_script(frontier_figure(points, f"{suite}: accuracy vs energy", tol), f"plot-{index}") \
         if points else ""
