@@ -28,7 +28,7 @@ PAGE_FILES = {"run": "app_pages/run.py", "frontier": "app_pages/frontier.py", "i
 #: (structured pruning, which saves work on any CPU; bf16 on an AVX2-only CPU would only show its fallback
 #: kernel), adaptive so that points off the frontier stop early.
 QUICK_DEMO = {"suites": ("finance", "health", "climate"), "models": ("minilm-l6", "smollm2-135m"),
-              "variants": ("fp32", "prune-structured-25"), "limit": 64, "repeats": 1, "meter": "auto",
+              "variants": ("fp32", "prune-structured-25"), "limit": 48, "repeats": 1, "meter": "auto",
               "adaptive": True, "rounds": 2}
 
 

@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--models", nargs="*", help="only these models (default: every model of the run)")
     args = ap.parse_args(argv)
     store = Store(args.store, readonly=True)
     run_id = args.run or store.list_runs(1)[0]["run_id"]
-    cells = [c for c in store.cells(run_id) if c.status == "ok"]
+    cells = [c for c in store.cells(run_id) if c.status == "ok" and (not args.models or c.model in args.models)]
     items = store.run_items(run_id)
     full = suite_points(cells, items)
     total_s = sum(c.duration_s or 0 for c in cells) + sum(

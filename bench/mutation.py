@@ -44,6 +44,9 @@ TARGETS: dict[str, list[str]] = {
     "evaluator/gates.py": ["tests/test_gates.py", "tests/test_mutation_core.py",
                            "--deselect", "tests/test_gates.py::test_cli_gate_exit_codes"],  # a real model run
     "evaluator/compare.py": ["tests/test_compare.py", "tests/test_mutation_core.py"],
+    # the pure race (the runner tests in the same file run fake models: left to make test)
+    "evaluator/adaptive.py": ["tests/test_adaptive.py", "-k", "stops or stop_nothing or correction or decided or "
+                              "round_bounds or paired_gap or power"],
 }
 
 #: Survivors that no test can kill, by mutmut's mutant name, with the reason. A name that no longer

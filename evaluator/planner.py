@@ -41,11 +41,12 @@ from evaluator.measure import MIN_WINDOWS
 from evaluator.stats import items_needed
 
 # ------------------------------------------------------------------------------------ defaults
-#: Seconds of one scoring pass per item and per million parameters, by model kind: fp32 eager PyTorch, measured
-#: on the project's 2-core machine (2026-12-01, shared with other work): minilm-l6 0.03-0.24 s/item (22.7 M),
-#: smollm2-135m 1.0-1.7 s/item (134.5 M) on the finance tasks. Used only when the store has no cell of the
-#: model and variant yet; then the estimate says it is a rough default.
-DEFAULT_S_PER_ITEM_PER_MPARAM = {"encoder": 0.005, "causal-lm": 0.009}
+#: Seconds of one scoring pass per item and per million parameters, by model kind: fp32 eager PyTorch, from the
+#: exhaustive run of docs/benchmarks.md §12 (every built-in test item, 2-core machine shared with a second run,
+#: 2026-12-01): encoders 0.00029-0.00046 s/item/M (minilm-l6, mpnet-base), causal LMs 0.00048-0.00133
+#: (smollm2-135m to qwen2.5-1.5b; larger models are slower per parameter). Used only when the store has no cell
+#: of the model and variant yet; then the estimate says it is a rough default.
+DEFAULT_S_PER_ITEM_PER_MPARAM = {"encoder": 0.0005, "causal-lm": 0.0012}
 #: Seconds to load a model, per million parameters (plus 2 s), by kind, from the local safetensors cache.
 DEFAULT_LOAD_S_PER_MPARAM = {"encoder": 0.05, "causal-lm": 0.01}
 #: Seconds of a cell outside its warm-up and measured passes (tokenise, encoder probe, store) when unknown.
