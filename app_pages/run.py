@@ -237,8 +237,8 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
             except Exception:  # noqa: BLE001 - the button below reports real problems
                 size = ""
             st.markdown(f"**Quick demo**: {', '.join(d['suites'])} · {' + '.join(d['models'])} · "
-                        f"{' and '.join(d['variants'])} · up to {d['limit']} items a task, adaptive (points off "
-                        "the frontier stop early) ·"
+                        f"{' and '.join(d['variants'])} · {d['limit']} items a task"
+                        + (", adaptive (points off the frontier stop early)" if d.get("adaptive") else "") + "."
                         + size)
         running = C.active_jobs()
         clicked = cols[1].button(start_label("Run the quick demo", bool(running)), icon=":material/rocket_launch:",

@@ -3,9 +3,9 @@
 The scoring pass is prepared outside the window (tokenised, probe trained) and warmed up on one batch.
 Then each item is scored once (``repeats=1``, the default): the pass runs batch by batch, and the
 batches are grouped into measured **windows**, each at least the meter's minimum window long (a counter's
-update period; one batch per window with the estimate). A pass shorter than :data:`MIN_WINDOWS` windows is
-repeated until it fills them, so that every cell has an interval. ``repeats=N`` scores the whole pass N
-times (the windows of every pass pool together), for users who want whole-pass repeats.
+update period; one batch per window with the estimate). A pass shorter than :data:`MIN_WINDOWS` windows (a
+cell of one batch) is repeated until it fills them, so that every cell has an interval. ``repeats=N`` scores
+the whole pass N times (the windows of every pass pool together), for users who want whole-pass repeats.
 
 Energy for the cell's items is their count times the energy per item over all windows (sum of energy /
 sum of items scored). Its 95 % interval is the t-interval of the per-item energy of the windows, times
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from evaluator.tasks.base import ItemScore, ScoringPass
 
 #: A cell's pass is repeated until it has filled this many measured windows (an interval needs >= 2).
-MIN_WINDOWS = 3
+MIN_WINDOWS = 2
 
 
 @dataclass(frozen=True)

@@ -265,7 +265,7 @@ def scored_items(n: int, repeats: int, chunk: int, min_windows: int = MIN_WINDOW
     fills them (with the estimate meter a window is one batch).
 
     >>> scored_items(152, 1, 16), scored_items(5, 1, 16), scored_items(20, 1, 16)
-    (152, 15, 36)
+    (152, 10, 20)
     """
     chunks = -(-n // max(1, chunk))
     return repeats * n + max(0, min_windows - repeats * chunks) * min(chunk, n)

@@ -330,10 +330,12 @@ def test_one_pass_scores_each_item_once_in_several_windows():
 
 def test_a_short_pass_is_repeated_until_it_fills_the_minimum_windows():
     meter = create_meter("estimate", MeterOptions())
-    p = _Pass(10, 8)  # two batches: the first is scored again for the third window
+    p = _Pass(6, 8)  # one batch: scored again for the second window
     m = measure(meter, "w", p.scoring(), 1, 0.0)
-    assert len(m.windows) == MIN_WINDOWS and p.calls == [2] * 8 + [1] * 2
-    assert len(m.scores) == 10  # accuracy from each item's first score
+    assert MIN_WINDOWS == 2 and len(m.windows) == MIN_WINDOWS and p.calls == [2] * 6
+    assert len(m.scores) == 6 and m.deterministic is True  # accuracy from each item's first score
+    p3 = _Pass(10, 8)  # two batches fill two windows: nothing repeated
+    assert len(measure(meter, "w", p3.scoring(), 1, 0.0).windows) == 2 and p3.calls == [1] * 10
 
 
 def test_windows_pool_into_one_measurement():

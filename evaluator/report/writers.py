@@ -370,7 +370,7 @@ def rules(result: RunResult) -> list[tuple[str, str, str]]:
     windows = sorted({len(c.energy_windows) for c in ok if c.energy_windows})
     out.append(("Window long enough for the meter", "held (by design)",
                 "each item is scored once, batch by batch, in windows of at least the meter's minimum length (a "
-                "short pass is repeated until it fills 3 windows); "
+                "short pass is repeated until it fills 2 windows); "
                 + (f"{_span(windows)} window(s) per cell; " if windows else "")
                 + "the energy interval comes from the windows' energy per item"))
     idle = meter.get("idle_power_w")
