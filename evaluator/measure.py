@@ -26,7 +26,6 @@ up to the meter's minimum window too. Decode = total - prefill (:func:`phase_fig
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -191,9 +190,8 @@ def summarise(scores: Sequence[ItemScore], windows: Sequence[Window], prefill_wi
 def _pooled(windows: Sequence[Window], n: int, attr: str) -> tuple[float, float, float]:
     """``n`` items' total (pooled per-item rate x n) and the t-interval of the windows' per-item rates x n."""
     total = sum(getattr(w, attr) for w in windows) / sum(w.items for w in windows) * n
-    _, lo, hi = mean_ci([getattr(w, attr) / w.items for w in windows])
-    centre = statistics.fmean([getattr(w, attr) / w.items for w in windows]) * n
-    half_lo, half_hi = centre - lo * n, hi * n - centre
+    mean, lo, hi = mean_ci([getattr(w, attr) / w.items for w in windows])
+    half_lo, half_hi = (mean - lo) * n, (hi - mean) * n
     return total, max(0.0, min(total, total - half_lo)), max(total, total + half_hi)
 
 

@@ -218,8 +218,8 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                                          f"{spec.kind} models (decided before loading)", key, NOT_APPLICABLE)
             continue
         if ctx.config.force or not _reused(ctx, t, key, names):
-            base = None if ctx.config.force else _extendable(ctx, setup_key(ctx.config, variant, t, kctx), items)
-            todo.append(_Todo(t, key, items, setup_key(ctx.config, variant, t, kctx), base))
+            setup = setup_key(ctx.config, variant, t, kctx)
+            todo.append(_Todo(t, key, items, setup, None if ctx.config.force else _extendable(ctx, setup, items)))
     if not todo or ctx.cancelled():
         return None
     ctx.emit({"type": "load", **names, "backend": rt.backend.name})
@@ -400,12 +400,12 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
                        for t in the_plan.tasks
                        if (t.suite, t.name) in grows and (t.suite, spec.name, variant.name) not in stopped}
                 if sel:
-                    _run_group(ctx, the_plan.tasks, spec, variant, sel, min_windows=2)
+                    _run_group(ctx, the_plan.tasks, spec, variant, sel)
         if r == n_rounds - 1:
             break
-        cells = ctx.store.cells(ctx.run_id)
+        cells, items = ctx.store.cells(ctx.run_id), ctx.store.run_items(ctx.run_id)
         for suite in the_plan.suites:
-            race = _race_points(ctx, suite, cells, stopped)
+            race = _race_points(suite, cells, items, stopped)
             for label, stop in race_round(race, cfg.tolerance_pts, tests[suite.name]).items():
                 p = next(p for p in race if p.label == label)
                 key = (suite.name, p.model, p.variant)
@@ -423,8 +423,8 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
                                        items_available=len(orders[(t.suite, t.name)]))
 
 
-def _race_points(ctx: _Ctx, suite: Suite, cells: list[CellResult], stopped: dict[tuple[str, str, str], str]
-                 ) -> list[Any]:
+def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, str, str, str], list[ItemRecord]],
+                 stopped: dict[tuple[str, str, str], str]) -> list[Any]:
     """The suite's points with every task ok (a failed cell takes its point out of the race)."""
     from evaluator.adaptive import RacePoint
 
@@ -439,8 +439,8 @@ def _race_points(ctx: _Ctx, suite: Suite, cells: list[CellResult], stopped: dict
             if (suite.name, model, variant) not in stopped:
                 stopped[(suite.name, model, variant)] = "failed: a task of the suite has no result"
             continue
-        outcomes = {c.task: {r.item_id: r.correct for r in ctx.store.items(ctx.run_id, suite.name, c.task, model,
-                                                                           variant)} for c in cs}
+        outcomes = {c.task: {r.item_id: r.correct for r in items.get((suite.name, c.task, model, variant), [])}
+                    for c in cs}
         energy = sum(c.energy_j or 0.0 for c in cs) / max(1, sum(c.n_items for c in cs))
         out.append(RacePoint(model, variant, energy, outcomes, (suite.name, model, variant) not in stopped))
     return out

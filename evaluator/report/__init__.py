@@ -94,17 +94,10 @@ def cell_items(result: RunResult) -> dict[tuple[str, str, str, str], list[ItemRe
 
     if not is_store_file(result.store_path):
         return {}
-    store = Store(result.store_path)
-    out = {}
-    for c in result.cells:
-        if c.status == "ok":
-            try:
-                recs = store.items(result.run_id, c.suite, c.task, c.model, c.variant)
-            except Exception:  # noqa: BLE001 - a store without this run: no items, never a failed report
-                return {}
-            if recs:
-                out[(c.suite, c.task, c.model, c.variant)] = recs
-    return out
+    try:
+        return Store(result.store_path).run_items(result.run_id)
+    except Exception:  # noqa: BLE001 - a store without this run: no items, never a failed report
+        return {}
 
 
 def _items_from_json(raw: Any, path: Path, where: str) -> list[ItemRecord]:
