@@ -236,7 +236,9 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
                     " (all stored already: reused)." if est.all_reused else ".")
             except Exception:  # noqa: BLE001 - the button below reports real problems
                 size = ""
-            st.markdown(f"**Quick demo**: {', '.join(d['suites'])} · {' + '.join(d['models'])} · "
+            choice = " (their choice tasks)" if d.get("tasks") else ""
+            st.markdown(f"**Quick demo**: {', '.join(d['suites'])}{choice}"
+                        + f" · {' + '.join(d['models'])} · "
                         f"{' and '.join(d['variants'])} · {d['limit']} items a task"
                         + (", adaptive (points off the frontier stop early)" if d.get("adaptive") else "") + "."
                         + size)
@@ -374,6 +376,30 @@ def upload_section() -> None:
 
 
 # ------------------------------------------------------------------------------------------- form
+@st.cache_data(show_spinner=False, max_entries=64)
+def _tasks_of(suite: str, _mtime: float) -> dict[str, str]:
+    from evaluator.suite import load_suite
+
+    s = load_suite(suite)
+    return {f"{s.name}/{t.name}": t.type for t in s.tasks}
+
+
+def suite_tasks(suites: tuple[str, ...]) -> dict[str, str]:
+    """'suite/task' -> task type, for every task of these suites.
+
+    A suite that does not load is skipped here: the grid summary below reports it.
+    """
+    from evaluator.suite import find_suite
+
+    out: dict[str, str] = {}
+    for s in suites:
+        try:
+            out.update(_tasks_of(s, find_suite(s).stat().st_mtime))
+        except Exception:  # noqa: BLE001 - shown by grid_summary
+            continue
+    return out
+
+
 def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     """Suites, models, variants, settings -> grid size, estimate, start button."""
     from evaluator.meters import METERS
@@ -394,6 +420,16 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     suites = st.multiselect("Suites", options, key="suites",
                             format_func=lambda s: f"{uploaded[s]} (uploaded)" if s in uploaded else s,
                             help="Built-in domain suites and the ones you added above.")
+    all_tasks = suite_tasks(tuple(suites))
+    picked = st.multiselect("Tasks", list(all_tasks), default=list(all_tasks), key="tasks:" + "|".join(suites),
+                            format_func=lambda t: f"{t} ({all_tasks[t]})",
+                            help="The chosen suites' tasks, all by default. Generation tasks write their answers "
+                            "(causal LMs only; encoders show them as n/a) and take far longer per item than "
+                            "choosing an answer.") if all_tasks else []
+    tasks = () if set(picked) == set(all_tasks) else tuple(picked)
+    if all_tasks and not picked:
+        st.info("Choose at least one task.")
+        return
 
     def model_label(name: str) -> str:
         spec = reg.get(name, {})
@@ -441,7 +477,7 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
         return
     from evaluator.config import RunConfig
 
-    config = RunConfig(suites=tuple(suites), models=tuple(models), variants=tuple(variants),
+    config = RunConfig(suites=tuple(suites), models=tuple(models), variants=tuple(variants), tasks=tasks,
                        limit=int(limit) or None, repeats=int(repeats), meter=meter, store=C.store_path(),
                        models_file=C.models_file(), executor="local" if adaptive else executor, adaptive=adaptive,
                        ray_address=(ray_address.strip() or None) if executor == "ray" else None)

@@ -58,6 +58,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", action="append", dest="suites", metavar="NAME|PATH", help="built-in suite or folder")
     p.add_argument("--model", action="append", dest="models", metavar="NAME", help="model from models.yaml")
     p.add_argument("--variant", action="append", dest="variants", metavar="NAME", help="e.g. fp32, bf16, a+b")
+    p.add_argument("--task", action="append", dest="tasks", metavar="TASK|SUITE/TASK",
+                   help="only this task of the suites (repeatable; default: every task)")
     p.add_argument("--limit", type=int, help="first N test items of each task")
     p.add_argument("--repeats", type=int, help="whole passes over the items (default 1: each item scored once; "
                    "the energy interval comes from the windows within the pass)")
@@ -97,12 +99,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace) -> RunConfig:
     """Flags (over an optional YAML file) -> RunConfig."""
-    fields = ("suites", "models", "variants", "limit", "repeats", "batch_size", "threads", "device", "meter",
+    fields = ("suites", "models", "variants", "tasks", "limit", "repeats", "batch_size", "threads", "device", "meter",
               "watts_per_core", "idle_s", "country", "grid_intensity", "pue", "encoder_method", "models_file",
               "store", "out", "force", "tolerance_pts", "executor", "ray_address", "max_retries", "adaptive",
               "rounds", "seed")
     over: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
-    for f in ("suites", "models", "variants"):
+    for f in ("suites", "models", "variants", "tasks"):
         if f in over:
             over[f] = tuple(over[f])
     gate_over = {k: getattr(args, k) for k in ("max_accuracy_drop", "baseline", "min_accuracy", "max_energy_per_1k")

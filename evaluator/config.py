@@ -65,6 +65,9 @@ class RunConfig:
     suites: tuple[str, ...] = DEFAULT_SUITES
     models: tuple[str, ...] = ("minilm-l6", "smollm2-135m")
     variants: tuple[str, ...] = DEFAULT_VARIANTS
+    #: Only these tasks of the suites ("TASK" or "SUITE/TASK"); empty = every task. A suite none of whose
+    #: tasks is selected is left out of the run; a selector that matches no task is an error (plan()).
+    tasks: tuple[str, ...] = ()
     limit: int | None = None
     #: Whole passes over the items; 1 (the default) scores each item once, the energy interval coming from
     #: the measured windows within the pass (evaluator/measure.py).
@@ -114,6 +117,9 @@ class RunConfig:
                 raise bad(name, f"at least one {name[:-1]} is needed")
             if not all(isinstance(v, str) and v.strip() and "\x00" not in v for v in values):
                 raise bad(name, "must be a list of non-empty names")
+        if not isinstance(self.tasks, tuple) or not all(
+                isinstance(v, str) and v.strip() and "\x00" not in v and v.count("/") <= 1 for v in self.tasks):
+            raise bad("tasks", "must be a list of task names (TASK or SUITE/TASK)")
         if not isinstance(self.adaptive, bool):
             raise bad("adaptive", "must be true or false")
         for name in ("limit", "repeats", "batch_size", "threads", "rounds", "seed"):
@@ -173,7 +179,7 @@ class RunConfig:
         return asdict(self)
 
 
-_LIST_FIELDS = {"suites", "models", "variants"}
+_LIST_FIELDS = {"suites", "models", "variants", "tasks"}
 _GATE_FIELDS = {f.name for f in fields(Gates)}
 
 
@@ -225,8 +231,8 @@ def load_config(path: str | Path, *, gate_overrides: dict[str, Any] | None = Non
 def check_references(config: RunConfig, source: str = "run config") -> None:
     """Check that every suite, model, variant and gate reference resolves; raise ValidationError naming the field.
 
-    Only names are resolved here (no suite data is read and no model is loaded); a models file's own errors
-    name that file, its line and field.
+    Only names are resolved here (no model is loaded, and suite data is read only to check ``tasks``); a
+    models file's own errors name that file, its line and field.
     """
     from evaluator.errors import FrugalError
     from evaluator.models import get_spec, load_registry, registry_source
@@ -241,6 +247,15 @@ def check_references(config: RunConfig, source: str = "run config") -> None:
             find_suite(s)
         except (FrugalError, OSError, ValueError) as exc:
             raise bad("suites", str(exc)) from None
+    if config.tasks:  # reads the suites (their data too): a selector must name one of their tasks
+        from evaluator.suite import load_suite, select_tasks
+
+        try:
+            select_tasks(tuple(load_suite(s) for s in dict.fromkeys(config.suites)), config.tasks)
+        except ValidationError as exc:
+            if exc.field != "tasks":
+                raise
+            raise bad("tasks", exc.reason) from None
     if config.models_file is not None and not Path(config.models_file).is_file():
         raise bad("models_file", f"file not found: {config.models_file}")
     path, why = registry_source(config.models_file)

@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,7 +127,7 @@ class Job:
 def config_from_dict(d: dict[str, Any]) -> RunConfig:
     """Inverse of ``RunConfig.to_dict`` (lists back to tuples, gates back to Gates)."""
     d = dict(d)
-    for k in ("suites", "models", "variants"):
+    for k in ("suites", "models", "variants", "tasks"):
         if k in d:
             d[k] = tuple(d[k])
     g = dict(d.pop("gates", None) or {})
@@ -243,11 +243,12 @@ def _check_dead(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def start_job(config: RunConfig, estimate_s: float | None = None) -> Job:
+def start_job(config: RunConfig, estimate_s: float | None = None, wait_for_pull: Sequence[str] = ()) -> Job:
     """Validate ``config`` (raises FrugalError), write the job file, spawn the child; return the Job.
 
     ``estimate_s`` (the planner's estimate shown to the user) is kept in the job file, to compare with the
-    time the run took.
+    time the run took. ``wait_for_pull``: models the background pull (evaluator/background_pull.py) is still
+    assembling; the job waits, queued, until they are ready (or the pull ends) before it takes its turn.
     """
     from evaluator.runner import plan
 
@@ -269,7 +270,11 @@ def start_job(config: RunConfig, estimate_s: float | None = None) -> Job:
             "updated_at": _now(), "pid": None, "run_id": None, "store": config.store,
             "cells_planned": the_plan.n_cells, "cells_done": 0, "cells": [],
             "current": f"waiting for job {ahead[-1].job_id} to finish" if ahead else "starting",
-            "error": None, "finished_at": None, "log_path": str(log), "cancel_requested": False}
+            "error": None, "finished_at": None, "log_path": str(log), "cancel_requested": False,
+            "wait_for_pull": list(wait_for_pull)}
+    if wait_for_pull:
+        data["status"] = "queued"
+        data["current"] = f"waiting for the background pull of {', '.join(wait_for_pull)}"
     with _locked(path):
         _write_atomic(path, data)
     env = dict(os.environ)
@@ -365,7 +370,8 @@ def _child(job_file: str) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
-    lock = _wait_for_turn(path, cancel)
+    waits = _read(path).get("wait_for_pull") or []
+    lock = _wait_for_turn(path, cancel) if not waits or _wait_for_models(path, cancel, waits) else None
     if lock is None:  # cancelled while queued
         def dropped(d: dict[str, Any]) -> None:
             d["status"], d["finished_at"], d["current"] = "cancelled", _now(), None
@@ -466,6 +472,35 @@ def _cell_order(config: RunConfig) -> dict[tuple[str, str], list[tuple[str, str]
         return {}
     tasks = [(t.suite, t.name) for s in p.suites for t in s.tasks]
     return {(m.name, v.name): list(tasks) for m in p.models for v in p.variants}
+
+
+def _wait_for_models(path: Path, cancel: threading.Event, names: Sequence[str], poll_s: float = 1.0) -> bool:
+    """Wait, queued, while the background pull still assembles any of ``names``; False if cancelled meanwhile.
+
+    Returns when each is ready or failed, or the pull process is gone: a model that did not arrive then fails
+    its cells with the usual "not pulled" reason, the others' cells run.
+    """
+    from evaluator.background_pull import read_status
+
+    shown = None
+    while True:
+        if cancel.is_set() or _read(path).get("cancel_requested"):
+            return False
+        bg = read_status()
+        models = bg.get("models") or {}
+        pending = [n for n in names if (models.get(n) or {}).get("status") in ("waiting", "pulling")]
+        if not bg.get("alive") or not pending:
+            return True
+        if pending != shown:
+            def note(d: dict[str, Any], pending: list[str] = pending) -> None:
+                d["pid"] = d.get("pid") or os.getpid()
+                if d.get("status") in ("starting", "queued"):
+                    d["status"] = "queued"
+                    d["current"] = f"waiting for the background pull of {', '.join(pending)}"
+
+            _update(path, note)
+            shown = pending
+        time.sleep(poll_s)
 
 
 def _wait_for_turn(path: Path, cancel: threading.Event, poll_s: float = 0.5) -> Any:

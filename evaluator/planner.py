@@ -54,6 +54,11 @@ DEFAULT_CELL_OVERHEAD_S = {"encoder": 3.0, "causal-lm": 2.0}
 #: A job's fixed cost when no job file says better: process start, torch/transformers imports, the plan,
 #: writing the run (3-4 s measured on the same machine).
 DEFAULT_STARTUP_S = 6.0
+#: A generation item against a log-likelihood item of the same model, when this machine has not measured the
+#: task: 3-shot prompts several times longer, up to max_new_tokens decode steps, and the prefill-only pass
+#: that splits prefill from decode (docs/methodology.md). Calibrated on smollm2-135m and qwen2.5-0.5b here
+#: (docs/benchmarks.md §13).
+DEFAULT_GENERATION_FACTOR = 10.0
 #: Parameters (millions) assumed for a model whose models.yaml entry gives none.
 DEFAULT_MPARAMS = 100.0
 
@@ -119,7 +124,8 @@ class Rate:
     """What stored cells say about one (model, variant, backend) on this machine."""
 
     load_s: list[float] = field(default_factory=list)
-    pass_s_per_item: list[float] = field(default_factory=list)
+    pass_s_per_item: list[float] = field(default_factory=list)  # choice / embedding cells
+    gen_s_per_item: list[float] = field(default_factory=list)  # generation cells (task_type "generation")
     window_floor_s: list[float] = field(default_factory=list)  # passes x pass time when a meter window repeated
     overhead_s: list[float] = field(default_factory=list)
     overhead_by_task: dict[tuple[str, str], list[float]] = field(default_factory=dict)
@@ -227,7 +233,8 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
                     env.get("device"), env.get("threads"), meter.get("meter") or cfg.get("meter"),
                     cfg.get("encoder_method"), str(res.get("backend_version") or "")))
                 rate = rates.by_mvb.setdefault((model, variant, backend), Rate())
-                rate.pass_s_per_item.append(dur / n)
+                (rate.gen_s_per_item if res.get("task_type") == "generation" else rate.pass_s_per_item).append(
+                    dur / n)
                 rate.pass_by_task.setdefault((suite, task), []).append(dur / n)
                 if passes > 1:
                     rate.window_floor_s.append(passes * dur)
@@ -311,7 +318,7 @@ class CellEstimate:
     variant: str
     n_items: int
     seconds: float
-    source: str  # "reused" | "measured" | "default"
+    source: str  # "reused" | "measured" | "default" | "n/a" (a task the model cannot do: no time)
     reuse_exact: bool = True  # False: reuse decided by the approximate match (see the module docstring)
 
 
@@ -337,8 +344,8 @@ class GridEstimate:
 
     @property
     def all_reused(self) -> bool:
-        """Every cell would be reused."""
-        return bool(self.cells) and self.n_reused == len(self.cells)
+        """Every cell would be reused (or is one its model cannot do, which costs nothing either)."""
+        return self.n_reused > 0 and all(c.source in ("reused", "n/a") for c in self.cells)
 
     @property
     def sources(self) -> set[str]:
@@ -411,21 +418,31 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
             for suite in the_plan.suites:
                 for task in suite.tasks:
                     n = len(task.select(config.limit))
+                    generates = getattr(task, "type", "") == "generation"
+                    if generates and kind == "encoder":  # refused before loading: an "n/a" cell
+                        cells.append(CellEstimate(task.suite, task.name, spec.name, var.name, n, 0.0, "n/a"))
+                        continue
+                    factor = DEFAULT_GENERATION_FACTOR if generates else 1.0
                     reused, exact = _reused(config, spec, var, task, n, rates, cpu, backend)
                     if reused:
                         cells.append(CellEstimate(task.suite, task.name, spec.name, var.name, n, 0.0, "reused",
                                                   exact))
                         continue
                     todo += 1
-                    if rate and rate.pass_s_per_item:
+                    if rate and (rate.gen_s_per_item if generates else rate.pass_s_per_item):
                         by_task = rate.pass_by_task.get((task.suite, task.name))
-                        per_item = fmean(by_task) if by_task else (rate.mean("pass_s_per_item") or 0.0)
+                        per_item = fmean(by_task) if by_task else (
+                            rate.mean("gen_s_per_item") if generates else rate.mean("pass_s_per_item")) or 0.0
                         over = rate.overhead_by_task.get((task.suite, task.name)) or rate.overhead_s
                         overhead = fmean(over) if over else DEFAULT_CELL_OVERHEAD_S[kind]
                         floor = rate.mean("window_floor_s") or 0.0
                         source = "measured"
+                    elif rate and rate.pass_s_per_item:  # a generation task, this model measured on choices only
+                        per_item = (rate.mean("pass_s_per_item") or 0.0) * factor
+                        overhead = fmean(rate.overhead_s) if rate.overhead_s else DEFAULT_CELL_OVERHEAD_S[kind]
+                        floor, source = rate.mean("window_floor_s") or 0.0, "measured"
                     else:
-                        per_item = DEFAULT_S_PER_ITEM_PER_MPARAM[kind] * mp * slow
+                        per_item = DEFAULT_S_PER_ITEM_PER_MPARAM[kind] * mp * slow * factor
                         overhead, floor, source = DEFAULT_CELL_OVERHEAD_S[kind], 0.0, "default"
                     # the warm-up batch: one more pass over a batch of items
                     warm = per_item * min(n, _warm_items("loglik" if kind != "encoder" else "", config.batch_size))

@@ -45,7 +45,7 @@ from evaluator.pareto import mark_cells, suite_points
 from evaluator.records import NOT_APPLICABLE, CellResult, ItemRecord, RunResult
 from evaluator.stats import wilson_interval
 from evaluator.store import Store, now_iso
-from evaluator.suite import Suite, load_suite
+from evaluator.suite import Suite, load_suite, select_tasks
 from evaluator.tasks import ItemScore, ScoringOptions, Task, get_task_type
 from evaluator.tasks.base import Item, items_digest
 from evaluator.variants import Composite, ModelInfo, resolve_variant
@@ -79,7 +79,7 @@ def plan(config: RunConfig) -> Plan:
     config.validate()
     path, why = registry_source(config.models_file)
     registry = load_registry(path, named=why != "packaged default")
-    suites = tuple(load_suite(s) for s in dict.fromkeys(config.suites))
+    suites = select_tasks(tuple(load_suite(s) for s in dict.fromkeys(config.suites)), config.tasks)
     models = tuple(get_spec(m, registry) for m in dict.fromkeys(config.models))
     check_unique_models(models, registry)
     variants = tuple(resolve_variant(v) for v in dict.fromkeys(config.variants))

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,33 @@ class Suite:
 
 
 # ------------------------------------------------------------------------------------------ loading
+def select_tasks(suites: tuple[Suite, ...], selectors: tuple[str, ...]) -> tuple[Suite, ...]:
+    """The suites with only the tasks ``selectors`` name ("TASK" or "SUITE/TASK"; none = every task).
+
+    A suite none of whose tasks is named is left out; a selector that names no task of these suites is a
+    ValidationError (field ``tasks``) listing the tasks there are.
+    """
+    if not selectors:
+        return suites
+    used: set[str] = set()
+    out = []
+    for s in suites:
+        keep = []
+        for t in s.tasks:
+            hits = {sel for sel in selectors if sel in (t.name, f"{s.name}/{t.name}")}
+            used |= hits
+            if hits:
+                keep.append(t)
+        if keep:
+            out.append(replace(s, tasks=tuple(keep)))
+    unknown = [sel for sel in selectors if sel not in used]
+    if unknown:
+        have = ", ".join(f"{s.name}/{t.name}" for s in suites for t in s.tasks)
+        raise ValidationError(f"{', '.join(map(repr, unknown))} names no task of the selected suites "
+                              f"(they have: {have})", field="tasks")
+    return tuple(out)
+
+
 def builtin_suites() -> dict[str, Path]:
     """Name -> folder of every built-in suite."""
     if not BUILTIN_DIR.is_dir():

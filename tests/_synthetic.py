@@ -12,6 +12,17 @@ from pathlib import Path
 from evaluator.pareto import mark_cells, suite_points
 from evaluator.records import CellResult, RunResult
 
+#: The built-in suites' classification and multiple-choice tasks (not their generative ones), by suite: what
+#: the demos and the tests that are not about generation run, so that they stay as fast as before the suites
+#: grew. ``choice_tasks("finance", "health")`` gives the selectors of a run on those suites.
+CHOICE = {"finance": ("headline-sentiment", "numeracy"), "health": ("triage", "yes-no-maybe"),
+          "climate": ("claim-evidence", "report-relevance")}
+
+
+def choice_tasks(*suites: str) -> tuple[str, ...]:
+    """The choice tasks of these built-in suites, as task selectors (a suite not built in adds none)."""
+    return tuple(f"{s}/{t}" for s in suites for t in CHOICE.get(s, ()))
+
 
 def cell(model: str = "minilm-l6", variant: str = "fp32", suite: str = "finance", task: str = "t1",
          accuracy: float = 0.75, energy_j: float = 2.0, **kw) -> CellResult:

@@ -41,14 +41,17 @@ def pulled(registry):
 
 @pytest.fixture(scope="session")
 def small_run(pulled, tmp_path_factory):
-    """A real run: finance + health, minilm-l6 + smollm2-135m, fp32 + bf16, 6 items a task, 1 repeat."""
+    """A real run: finance + health (their choice tasks), minilm-l6 + smollm2-135m, fp32 + bf16, 6 items a task."""
+    from _synthetic import choice_tasks
+
     from evaluator.config import RunConfig
     from evaluator.report import write_outputs
     from evaluator.runner import run
 
     d = tmp_path_factory.mktemp("small_run")
     cfg = RunConfig(suites=("finance", "health"), models=("minilm-l6", "smollm2-135m"), variants=("fp32", "bf16"),
-                    limit=6, repeats=1, batch_size=8, store=str(d / "store.sqlite"), out=str(d / "out"),
+                    tasks=choice_tasks("finance", "health"), limit=6, repeats=1, batch_size=8,
+                    store=str(d / "store.sqlite"), out=str(d / "out"),
                     models_file=str(ROOT / "models.yaml"))
     result = run(cfg)
     write_outputs(result, Path(cfg.out), cfg)  # run() returns the result; writing outputs is the caller's

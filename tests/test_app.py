@@ -135,7 +135,12 @@ def test_run_page_grid_size_follows_widgets(app):
     cells = next(m for m in at.metric if m.label == "Cells")
     expected = plan(RunConfig(suites=("finance", "health"), models=("minilm-l6", "smollm2-135m"),
                               variants=("fp32", "bf16"), limit=3, models_file=str(ROOT / "models.yaml"))).n_cells
-    assert int(cells.value) == expected == 16
+    assert int(cells.value) == expected == 24  # 3 tasks a suite (two choice tasks and a generation task)
+    # the Tasks box narrows the grid: the generation tasks left out
+    box = at.multiselect(key="tasks:finance|health")
+    box.set_value([t for t in box.value if t not in ("finance/figures", "health/leaflet-answers")]).run()
+    assert_clean(at)
+    assert int(next(m for m in at.metric if m.label == "Cells").value) == 16
     assert any(m.label == "Estimated time" and m.value.startswith("about") for m in at.metric)
     assert at.selectbox(key="meter").value == "auto"
     assert any(b.label.endswith("Start the run") and not b.disabled for b in at.button)
@@ -261,7 +266,7 @@ def test_run_page_zip_upload_adds_a_suite(app, home):
     at.run()  # the next run selects it
     suites = at.multiselect(key="suites")
     assert str(home / "uploads" / "mysuite") in suites.value
-    assert any(m.label == "Cells" and int(m.value) == 4 for m in at.metric)  # finance + mysuite: 2 tasks each
+    assert any(m.label == "Cells" and int(m.value) == 6 for m in at.metric)  # finance + mysuite: 3 tasks each
 
 
 def test_run_page_table_upload_with_mapping(app, home):
@@ -473,10 +478,11 @@ def test_job_runs_to_completion_and_shows_in_app(home, tmp_path, app):
     assert (home / "jobs" / f"{job.job_id}.json").is_file()
     done = wait_job(job.job_id, timeout_s=400)
     assert done.status == "finished", (done.error, done.log_tail())
-    assert done.cells_planned == done.cells_done == 2 and done.progress == 1.0
-    assert {c["task"] for c in done.cells} == {"headline-sentiment", "numeracy"}
+    assert done.cells_planned == done.cells_done == 3 and done.progress == 1.0
+    assert {(c["task"], c["status"]) for c in done.cells} == {("headline-sentiment", "ok"), ("numeracy", "ok"),
+                                                                ("figures", "n/a")}  # an encoder cannot generate
     run = Store(store).get_run(done.run_id)
-    assert run["status"] == "finished" and len(Store(store).cells(done.run_id)) == 2
+    assert run["status"] == "finished" and len(Store(store).cells(done.run_id)) == 3
     assert get_job(job.job_id).status == "finished"
     assert job.job_id in [j.job_id for j in list_jobs()]
     # the Run page reopens the job from its link and says it finished
@@ -498,7 +504,7 @@ def test_cancel_job(home, tmp_path):
     assert cancel_job(job.job_id).status in ("cancelling", "cancelled")
     done = wait_job(job.job_id, timeout_s=300)
     assert done.status == "cancelled", (done.error, done.log_tail())
-    assert 1 <= done.cells_done < done.cells_planned == 8
+    assert 1 <= done.cells_done < done.cells_planned == 12
     assert Store(store).get_run(done.run_id)["status"] == "cancelled"
     assert cancel_job(job.job_id).status == "cancelled"  # a finished job: nothing to do
 
@@ -589,7 +595,7 @@ def test_upload_valid_zip(tmp_path):
     path = extract_suite_zip(_zip(_suite_files()), tmp_path / "uploads")
     assert path == tmp_path / "uploads" / "mysuite"
     suite = load_suite(str(path))
-    assert suite.name == "mysuite" and len(suite.tasks) == 2
+    assert suite.name == "mysuite" and len(suite.tasks) == 3
     # inside one top folder works too, and replaces the earlier upload
     nested = {f"myfolder/{k}": v for k, v in _suite_files().items()}
     assert extract_suite_zip(_zip(nested), tmp_path / "uploads") == path

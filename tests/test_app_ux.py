@@ -76,7 +76,7 @@ def _store_with_cells(path: Path, env: dict | None = None, meter: dict | None = 
                                meter or {"meter": "auto", "energy_method": "estimate",
                                          "parts": [{"meter": "estimate", "watts_per_core": 12.5,
                                                     "watts_per_core_source": "TDP table"}]})
-        for task in suite.tasks:
+        for task in (t for t in suite.tasks if t.type != "generation"):  # choice items: gold, choices
             items = task.select(6)
             for v, flip in (("fp32", False), ("bf16", True)):
                 recs = [ItemRecord(it.id, it.gold, (it.gold + (1 if flip and i % 2 else 0)) % len(it.choices),
@@ -175,6 +175,32 @@ def test_a_second_job_is_queued_until_the_first_finishes(home, tmp_path):
     a, b = wait_job(first.job_id, 400), wait_job(second.job_id, 400)
     assert a.status == b.status == "finished", (a.error, b.error, b.log_tail())
     assert b.started_at >= a.finished_at
+
+
+def test_a_job_started_during_the_background_pull_waits_for_its_models_then_runs(home, tmp_path):
+    """The first minute: "Run the quick demo" while `make app` still pulls its models queues the run."""
+    import fcntl
+    import json
+
+    from evaluator.background_pull import pulls_dir
+    from evaluator.config import RunConfig
+    from evaluator.jobs import get_job, start_job, wait_job
+
+    status = pulls_dir() / "status.json"
+    status.write_text(json.dumps({"pid": 1, "models": {"minilm-l6": {"status": "pulling"}}}))
+    with open(pulls_dir() / "pull.lock", "a") as lock:  # this process plays the pulling child
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cfg = RunConfig(suites=("finance",), models=("minilm-l6",), variants=("fp32",), tasks=("numeracy",),
+                        limit=3, store=str(tmp_path / "w.sqlite"), models_file=str(ROOT / "models.yaml"))
+        job = start_job(cfg, wait_for_pull=("minilm-l6",))
+        assert job.status == "queued" and "background pull of minilm-l6" in job.current
+        time.sleep(4)  # the child is up and still waiting
+        now = get_job(job.job_id)
+        assert now.status == "queued" and now.pid and "background pull of minilm-l6" in now.current
+        status.write_text(json.dumps({"pid": 1, "models": {"minilm-l6": {"status": "ready"}}}))
+        done = wait_job(job.job_id, 400)
+    assert done.status == "finished", (done.error, done.log_tail())
+    assert done.cells_done == 1  # only the selected task
 
 
 def test_a_queued_job_can_be_removed_without_running(home, tmp_path):

@@ -44,9 +44,10 @@ def test_a_failed_gate_exits_1_and_writes_the_gates_into_summary_md(pulled, tmp_
     ["run", "--suite", "finance", "--model", "minilm-l6", "--out", "{tmp}/good.json"],
     ["run", "--suite", "finance", "--model", "minilm-l6", "--store", "{tmp}"],
     ["run", "--suite", "no-such-suite", "--model", "minilm-l6"],
+    ["run", "--suite", "finance", "--task", "health/triage", "--model", "minilm-l6"],
     ["models", "verify", "no-such-model"],
 ], ids=["missing-json", "garbage-json", "out-is-a-folder", "compare-garbage", "out-is-a-file", "store-is-a-folder",
-        "unknown-suite", "unknown-model"])
+        "unknown-suite", "unknown-task", "unknown-model"])
 def test_bad_input_exits_2_without_a_traceback(tmp_path, capsys, argv):
     results_json(tmp_path / "good.json", two_models())
     (tmp_path / "garbage.json").write_text('{"schema": "frugal.results", "cells": [{"suite": 1}]')

@@ -139,9 +139,9 @@ def test_several_acceptable_answers_and_defaults(tmp_path):
 def test_builtin_generative_tasks_have_100_test_items_a_fifth_train_and_checked_targets():
     from evaluator.metrics.text import number_span
 
-    for suite, name, metric in (("finance-answers", "figures", "numeric"),
-                                ("health-answers", "leaflet-answers", "exact_match"),
-                                ("climate-answers", "report-values", "numeric")):
+    for suite, name, metric in (("finance", "figures", "numeric"),
+                                ("health", "leaflet-answers", "exact_match"),
+                                ("climate", "report-values", "numeric")):
         task = next(t for t in load_suite(suite).tasks if t.name == name)
         assert task.type == "generation" and task.metrics[0] == metric
         assert len(task.items) >= 100 and 0.15 <= len(task.train_items) / (len(task.items) + len(
@@ -149,7 +149,7 @@ def test_builtin_generative_tasks_have_100_test_items_a_fifth_train_and_checked_
         assert {i.difficulty for i in task.items} == {"easy", "medium", "hard"}
         for it in task.items:
             assert it.target, it.id
-            if suite == "finance-answers":  # every finance answer is a number the extraction step can find
+            if suite == "finance":  # every finance answer is a number the extraction step can find
                 assert number_span(it.target) == (0, len(it.target)), it.id
 
 
@@ -399,10 +399,7 @@ def test_items_page_shows_the_written_text_and_the_extracted_answer(tmp_path, mo
 def test_a_suite_mixing_choice_and_generation_tasks_keeps_encoders_on_its_frontier(tmp_path, capsys):
     """The encoder's generation cell is "n/a" (not a failure); every point averages the tasks all can do."""
     d = tmp_path / "mixed"
-    shutil.copytree(ROOT / "domains" / "finance", d)
-    shutil.copy(ROOT / "domains" / "finance-answers" / "figures.jsonl", d)
-    gen = (ROOT / "domains" / "finance-answers" / "suite.yaml").read_text().split("tasks:\n", 1)[1]
-    (d / "suite.yaml").write_text((d / "suite.yaml").read_text().rstrip("\n") + "\n" + gen)
+    shutil.copytree(ROOT / "domains" / "finance", d)  # the built-in finance suite mixes both kinds
     mf = _models(tmp_path, {"fake-lm": ("causal-lm", {"seed": 1}), "fake-enc": ("encoder", {"seed": 2})})
     out = tmp_path / "out"
     code = main(["run", "--suite", str(d), "--model", "fake-lm", "--model", "fake-enc", "--variant", "fake",

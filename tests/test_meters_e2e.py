@@ -54,7 +54,8 @@ class Feeder(threading.Thread):
 
 def _run(tmp_path: Path, meter: str, *extra: str) -> dict:
     out = tmp_path / "out"
-    code = frugal(["run", "--suite", "finance", "--model", "minilm-l6", "--variant", "fp32", "--limit", "8",
+    code = frugal(["run", "--suite", "finance", "--task", "headline-sentiment", "--task", "numeracy", "--model",
+                   "minilm-l6", "--variant", "fp32", "--limit", "8",
                    "--repeats", "2", "--meter", meter, "--idle-s", "1.5", "--store", str(tmp_path / "s.sqlite"),
                    "--out", str(out), *extra])
     assert code == 0

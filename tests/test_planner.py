@@ -112,6 +112,36 @@ def test_measured_rates_split_wall_time_into_load_passes_and_overhead(tmp_path):
     assert measured_rates(tmp_path / "none.sqlite").by_mvb == {}
 
 
+def test_generation_tasks_cost_their_own_rate_and_nothing_for_an_encoder(tmp_path):
+    """A generation item is dearer than a choice item; an encoder cannot generate, so its cell is n/a, 0 s."""
+    from evaluator.planner import DEFAULT_GENERATION_FACTOR, estimate_grid
+    from evaluator.records import CellResult
+    from evaluator.store import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    rid = store.create_run({"suites": ["finance"], "repeats": 1, "batch_size": 16, "meter": "auto"}, 1,
+                           {"cpu_model": "cpu", "device": "cpu", "threads": 2}, {"meter": "auto"})
+    store.add_cell(rid, CellResult(suite="finance", task="numeracy", model="smollm2-135m", variant="fp32",
+                                   status="ok", n_items=10, duration_s=1.0, load_s=1.0, repeats=1, batch_size=16,
+                                   scoring_method="loglik", task_type="multiple_choice", cell_key="k1"))
+    cfg = _cfg(tmp_path / "s.sqlite", models=("smollm2-135m", "minilm-l6"), tasks=("numeracy", "figures"))
+    est = {(c.model, c.task): c for c in estimate_grid(cfg, tmp_path / "s.sqlite", flags=()).cells}
+    enc = est[("minilm-l6", "figures")]
+    assert (enc.source, enc.seconds) == ("n/a", 0.0)
+    choice, gen = est[("smollm2-135m", "numeracy")], est[("smollm2-135m", "figures")]
+    assert choice.source == gen.source == "measured"
+    # same items, same overhead: the generation cell's scored time is the factor times the choice cell's
+    over = choice.seconds - 0.1 * (5 + 5 + 5)  # 5 items scored twice (2 windows) plus the warm-up batch
+    assert gen.seconds - over == pytest.approx(DEFAULT_GENERATION_FACTOR * (choice.seconds - over))
+    # once a generation cell is measured, its own rate is used
+    store.add_cell(rid, CellResult(suite="finance", task="figures", model="smollm2-135m", variant="fp32",
+                                   status="ok", n_items=10, duration_s=30.0, repeats=1, batch_size=16,
+                                   scoring_method="generate", task_type="generation", cell_key="k2"))
+    est2 = {(c.model, c.task): c for c in estimate_grid(cfg, tmp_path / "s.sqlite", flags=()).cells}
+    assert est2[("smollm2-135m", "figures")].seconds > gen.seconds
+    assert est2[("smollm2-135m", "numeracy")].seconds == pytest.approx(choice.seconds)  # choices unaffected
+
+
 # ------------------------------------------------------------------------------- against real runs
 @pytest.mark.timeout(600)
 def test_estimate_is_within_30_percent_of_a_real_run_and_a_stored_grid_is_reused(home, tmp_path):
@@ -128,7 +158,7 @@ def test_estimate_is_within_30_percent_of_a_real_run_and_a_stored_grid_is_reused
     # measured again from scratch: the estimate uses this machine's rates and counts nothing as reused
     cfg = _cfg(store, force=True)
     est = estimate(cfg)
-    assert est.n_reused == 0 and est.sources == {"measured"}
+    assert est.n_reused == 0 and est.sources == {"measured", "n/a"}  # n/a: the encoder and finance/figures
     t0 = time.monotonic()
     second = wait_job(start_job(cfg, estimate_s=est.total_s).job_id, timeout_s=400)
     wall = time.monotonic() - t0

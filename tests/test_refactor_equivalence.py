@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _synthetic import choice_tasks
 
 from evaluator.config import RunConfig
 from evaluator.runner import run
@@ -25,6 +26,7 @@ FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "preref_quick_grid.js
 def _grid(tmp_path: Path, variants: tuple[str, ...]) -> dict[tuple[str, str, str, str], dict]:
     c = FIXTURE["config"]
     cfg = RunConfig(suites=tuple(c["suites"]), models=tuple(c["models"]), variants=variants, limit=c["limit"],
+                    tasks=choice_tasks(*c["suites"]),  # the fixture predates the generative tasks
                     repeats=1, batch_size=c["batch_size"], meter="estimate", idle_s=0,
                     store=str(tmp_path / "s.sqlite"), models_file=str(ROOT / "models.yaml"))
     result = run(cfg)

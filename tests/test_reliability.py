@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _synthetic import choice_tasks
 
 from evaluator.store import Store, StoreError
 
@@ -51,7 +52,8 @@ def _run_args(store: Path, suites: tuple[str, ...], models: tuple[str, ...], var
               limit: int = 2, models_file: Path = MODELS_YAML, out: Path | None = None) -> list[str]:
     args = [sys.executable, "-m", "evaluator.cli", "run", "--limit", str(limit), "--repeats", "1", "--meter",
             "estimate", "--idle-s", "0", "--threads", "1", "--store", str(store), "--models-file", str(models_file)]
-    for flag, values in (("--suite", suites), ("--model", models), ("--variant", variants)):
+    for flag, values in (("--suite", suites), ("--model", models), ("--variant", variants),
+                         ("--task", choice_tasks(*suites))):
         for v in values:
             args += [flag, v]
     return args + (["--out", str(out)] if out else [])
@@ -63,7 +65,8 @@ def _config(store: Path, suites: tuple[str, ...], models: tuple[str, ...], varia
     from evaluator.config import RunConfig
 
     return RunConfig(suites=suites, models=models, variants=variants, limit=limit, repeats=1, meter="estimate",
-                     idle_s=0.0, threads=1, store=str(store), models_file=str(MODELS_YAML), **kw)
+                     idle_s=0.0, threads=1, store=str(store), models_file=str(MODELS_YAML),
+                     tasks=choice_tasks(*suites), **kw)
 
 
 class Frugal:

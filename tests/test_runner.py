@@ -53,8 +53,10 @@ def test_bf16_variant_really_loads_bf16(small_run):
 
 
 def test_same_run_again_reuses_every_cell(small_run, capsys):
+    from _synthetic import choice_tasks
+
     cfg = RunConfig(suites=("finance",), models=("minilm-l6", "smollm2-135m"), variants=("fp32", "bf16"), limit=6,
-                    repeats=1, batch_size=8, store=str(Path(small_run.store_path)),
+                    tasks=choice_tasks("finance"), repeats=1, batch_size=8, store=str(Path(small_run.store_path)),
                     models_file=str(ROOT / "models.yaml"))
     again = run(cfg)
     assert len(again.cells) == 8 and all(c.reused for c in again.cells)
@@ -67,7 +69,8 @@ def test_same_run_again_reuses_every_cell(small_run, capsys):
 
 
 def test_failed_cell_beside_good_ones(tmp_path, fakes, capsys):
-    code = main(["run", "--suite", "finance", "--model", "fake-broken", "--model", "fake-lm", "--variant", "fake",
+    code = main(["run", "--suite", "finance", "--task", "headline-sentiment", "--task", "numeracy",
+                 "--model", "fake-broken", "--model", "fake-lm", "--variant", "fake",
                  "--limit", "4", "--repeats", "1", "--meter", "estimate", "--models-file", str(fakes),
                  "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out")])
     assert code == 1

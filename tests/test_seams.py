@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cfg(fakes: Path, tmp_path: Path, **kw) -> RunConfig:
+    # finance's two choice tasks (by name, so that renamed copies match too); generation: test_generation.py
     base = {"suites": ("finance",), "models": ("fake-lm", "fake-enc"), "variants": ("fake", "fake-lite"),
-            "limit": 5, "repeats": 2, "meter": "estimate", "idle_s": 0, "store": str(tmp_path / "s.sqlite"),
-            "models_file": str(fakes)}
+            "tasks": ("headline-sentiment", "numeracy"), "limit": 5, "repeats": 2, "meter": "estimate", "idle_s": 0,
+            "store": str(tmp_path / "s.sqlite"), "models_file": str(fakes)}
     return RunConfig(**{**base, **kw})
 
 
@@ -145,7 +146,7 @@ def test_a_renamed_task_is_reused_under_its_new_name(fakes, tmp_path):
     cfg = _cfg(fakes, tmp_path, models=("fake-lm",), variants=("fake",))
     run(cfg)
     s2 = _renamed_copy(tmp_path, "finance", ("numeracy", "arithmetic"))
-    again = run(replace(cfg, suites=(str(s2),)))
+    again = run(replace(cfg, suites=(str(s2),), tasks=("headline-sentiment", "arithmetic")))
     assert {c.task for c in again.cells} == {"headline-sentiment", "arithmetic"}
     assert all(c.reused for c in again.cells)
     st = Store(cfg.store)

@@ -98,7 +98,8 @@ def test_pickle_weights_refused_unless_the_entry_opts_in(pulled, tmp_path, allow
     reg.write_text(f"models:\n  - name: pickled\n    kind: encoder\n    hub: none/none\n    path: {model}\n"
                    + ("    allow_pickle: true\n" if allow else ""))
     out = tmp_path / "out"
-    code = frugal(["run", "--suite", "finance", "--model", "pickled", "--variant", "fp32", "--limit", "3",
+    code = frugal(["run", "--suite", "finance", "--task", "numeracy", "--model", "pickled", "--variant", "fp32",
+                   "--limit", "3",
                    "--repeats", "1", "--meter", "estimate", "--models-file", str(reg),
                    "--store", str(tmp_path / "s.sqlite"), "--out", str(out)])
     cells = json.loads((out / "results.json").read_text())["cells"]

@@ -174,3 +174,30 @@ def test_csv_with_an_unclosed_quote_names_the_line_where_it_opens(tmp_path):
     with pytest.raises(ValidationError) as exc:
         load_suite(str(tmp_path))
     assert exc.value.line == 3 and "closing quote" in str(exc.value) and "d.csv" in str(exc.value)
+
+
+def test_task_selectors_keep_named_tasks_and_leave_out_suites_with_none():
+    from evaluator.suite import select_tasks
+
+    suites = tuple(load_suite(s) for s in ("finance", "health", "climate"))
+    assert select_tasks(suites, ()) == suites
+    picked = select_tasks(suites, ("numeracy", "health/triage", "report-values"))
+    assert [(s.name, [t.name for t in s.tasks]) for s in picked] == [
+        ("finance", ["numeracy"]), ("health", ["triage"]), ("climate", ["report-values"])]
+    assert [s.name for s in select_tasks(suites, ("finance/figures",))] == ["finance"]  # the others left out
+    with pytest.raises(ValidationError) as e:
+        select_tasks(suites, ("figures", "finance/triage"))
+    assert e.value.field == "tasks" and "'finance/triage' names no task" in str(e.value)
+    assert "health/triage" in str(e.value)  # the message lists the tasks there are
+
+
+def test_a_bad_task_selector_in_a_config_names_the_file_line_and_field(tmp_path):
+    from evaluator.config import load_config
+
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("suites: [finance]\nmodels: [minilm-l6]\nvariants: [fp32]\ntasks: [numeracy, triage]\n")
+    with pytest.raises(ValidationError) as e:
+        load_config(cfg)
+    assert (e.value.file, e.value.line, e.value.field) == (str(cfg), 4, "tasks")
+    cfg.write_text("suites: [finance]\nmodels: [minilm-l6]\nvariants: [fp32]\ntasks: numeracy\n")
+    assert load_config(cfg).tasks == ("numeracy",)

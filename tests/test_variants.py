@@ -73,7 +73,7 @@ class Cell:
 
 def _score(lm: LoadedModel) -> dict[str, list[ItemScore]]:
     out = {}
-    for task in load_suite("finance").tasks:
+    for task in (t for t in load_suite("finance").tasks if t.type != "generation"):  # the choice tasks
         items = task.items[:N_ITEMS]
         if lm.kind == "encoder":
             out[task.name] = score_encoder(lm, task, items, prepare_encoder(lm, task, method="zero-shot"))

@@ -30,31 +30,34 @@ import json, re, sys, time
 from playwright.sync_api import expect, sync_playwright
 url, t0, timeout = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 out = {}
-with sync_playwright() as pw:
-    b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                           args=["--no-sandbox", "--disable-dev-shm-usage"])
-    page = b.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(url, wait_until="domcontentloaded")
-    demo = page.get_by_role("button", name="Run the quick demo")
-    expect(demo).to_be_visible(timeout=300_000)
-    out["first_page_s"] = time.time() - t0
-    demo.click()
-    page.wait_for_url("**job=*", timeout=120_000)
-    out["demo_started_s"] = time.time() - t0
-    end = time.time() + timeout
-    while time.time() < end:
-        body = page.inner_text("body")
-        if "first_result_s" not in out and (re.search(r"\b[1-9]\d*/\d+ cells", body) or "Run finished" in body):
-            out["first_result_s"] = time.time() - t0
-        for word in ("Run finished with failures", "Run finished", "Run failed", "stopped unexpectedly"):
-            if word in body:
-                out["outcome"] = word
-                out["demo_finished_s"] = time.time() - t0
-                break
-        if "outcome" in out:
-            break
-        page.wait_for_timeout(1000)
-    b.close()
+try:
+  with sync_playwright() as pw:
+      b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+      page = b.new_page(viewport={"width": 1280, "height": 800})
+      page.goto(url, wait_until="domcontentloaded")
+      demo = page.get_by_role("button", name="Run the quick demo")
+      expect(demo).to_be_visible(timeout=300_000)
+      out["first_page_s"] = time.time() - t0
+      demo.click()
+      page.wait_for_url("**job=*", timeout=120_000)
+      out["demo_started_s"] = time.time() - t0
+      end = time.time() + timeout
+      while time.time() < end:
+          body = page.inner_text("body")
+          if "first_result_s" not in out and (re.search(r"\b[1-9]\d*/\d+ cells", body) or "Run finished" in body):
+              out["first_result_s"] = time.time() - t0
+          for word in ("Run finished with failures", "Run finished", "Run failed", "stopped unexpectedly"):
+              if word in body:
+                  out["outcome"] = word
+                  out["demo_finished_s"] = time.time() - t0
+                  break
+          if "outcome" in out:
+              break
+          page.wait_for_timeout(1000)
+      b.close()
+except Exception as exc:
+    out["browser_error"] = repr(exc)[:1500]
 print(json.dumps(out))
 '''
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if (clone / ".venv").exists():
         print(f"{clone}/.venv exists: this is not a fresh clone", file=sys.stderr)
         return 2
-    log = open(clone / "make-app.log", "w")
+    log = open(clone / "make-app.log", "w")  # noqa: SIM115 - make's output for the whole measurement
     t0 = time.time()
     env = dict(os.environ, STREAMLIT_SERVER_PORT=str(args.port), STREAMLIT_SERVER_HEADLESS="true")
     proc = subprocess.Popen(["make", "app"], cwd=clone, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -1,4 +1,4 @@
-"""Write the items of the built-in generative suites (finance-answers, health-answers, climate-answers).
+"""Write the items of the built-in generative tasks (finance/figures, health/leaflet-answers, climate/report-values).
 
 The passages are fictional and were written for the Frugal project from the templates below; every company,
 medicine, council and figure is invented. Run from the repository root:
@@ -245,6 +245,6 @@ def write(path: Path, items: list[dict], seed: int) -> None:
 
 
 if __name__ == "__main__":
-    write(ROOT / "domains/finance-answers/figures.jsonl", finance(random.Random(11)), 1)
-    write(ROOT / "domains/health-answers/leaflet_answers.jsonl", health(random.Random(12)), 2)
-    write(ROOT / "domains/climate-answers/report_values.jsonl", climate(random.Random(13)), 3)
+    write(ROOT / "domains/finance/figures.jsonl", finance(random.Random(11)), 1)
+    write(ROOT / "domains/health/leaflet_answers.jsonl", health(random.Random(12)), 2)
+    write(ROOT / "domains/climate/report_values.jsonl", climate(random.Random(13)), 3)
