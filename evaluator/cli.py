@@ -42,6 +42,7 @@ def _quiet_libraries(verbose: bool = False) -> None:
         return
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # raw tqdm bars (transformers' GGUF conversion during a pull)
     import logging
     import warnings
 

@@ -58,7 +58,7 @@ DEFAULT_STARTUP_S = 6.0
 #: task: 3-shot prompts several times longer, up to max_new_tokens decode steps, and the prefill-only pass
 #: that splits prefill from decode (docs/methodology.md). Calibrated on smollm2-135m and qwen2.5-0.5b here
 #: (docs/benchmarks.md §13).
-DEFAULT_GENERATION_FACTOR = 10.0
+DEFAULT_GENERATION_FACTOR = 11.0
 #: Parameters (millions) assumed for a model whose models.yaml entry gives none.
 DEFAULT_MPARAMS = 100.0
 
