@@ -45,6 +45,13 @@ def points_frame(points: list[Any], cells: list[Any] | None = None) -> Any:
              "on frontier": "yes" if p.on_frontier else ("≈ (CI overlaps)" if p.indistinguishable else "no"),
              "above chance": _chance(p.above_chance, p.chance_accuracy),
              "items": p.n_items, "tasks": p.tasks} for p in sorted(points, key=lambda p: p.energy_j_per_1k)]
+    mine = [c for c in cells or [] if points and c.suite == points[0].suite and c.backend]
+    if mine:  # the runtime beside each point, and whether it ran on a fallback kernel here
+        backend = {(c.model, c.variant): c.backend for c in mine}
+        slow = {(c.model, c.variant): (c.fallback_reason or "yes") for c in mine if c.fallback_kernel}
+        for row in rows:
+            key = (row["model"], row["variant"])
+            row["backend"], row["fallback kernel"] = backend.get(key, ""), slow.get(key, "")
     if race:
         for row in rows:
             seen, why = race.get((row["model"], row["variant"]), ("", ""))

@@ -752,3 +752,16 @@ def test_suite_from_table_errors(tmp_path):
     with pytest.raises(UploadError, match=r"\.csv or \.jsonl"):
         suite_from_table(csv_text, "t.xlsx", {"text": "text", "label": "label"}, "t", ["a", "b"], tmp_path)
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_frontier_points_name_their_runtime_and_fallback_kernel(app, small_run, small_store):
+    """Runtimes side by side (issue 14): each point says which backend scored it and whether it ran on a slow
+    fallback kernel on this machine (bf16 without AVX512_BF16/AMX), as the cell table does."""
+    at = app(small_store, page="frontier")
+    assert_clean(at)
+    points = at.dataframe[0].value
+    assert {"backend", "fallback kernel"} <= set(points.columns)
+    assert set(points["backend"]) == {"torch"}
+    slow = {(c.model, c.variant): c.fallback_reason or "yes" for c in small_run.cells if c.fallback_kernel}
+    for row in points.to_dict("records"):
+        assert row["fallback kernel"] == slow.get((row["model"], row["variant"]), ""), row

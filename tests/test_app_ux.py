@@ -291,3 +291,4 @@ def test_runs_comparison_speaks_plainly(app, tmp_path):
     assert "None" not in set(changed["run A"]) | set(changed["run B"])
     assert not any(w.startswith("config.") for w in changed["what"])
     assert "today" in " ".join(at.dataframe[0].value["created"]) or "20" in " ".join(at.dataframe[0].value["created"])
+
