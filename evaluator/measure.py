@@ -234,6 +234,11 @@ def _prefill_window(meter: Meter, name: str, scoring: ScoringPass, ran: Sequence
             None if m.is_stable else (m.unstable_reason or "unstable"))
 
 
+#: A decode phase shorter than this share of the pass is inside the noise of subtracting two separately
+#: measured windows (the pass and the prefill-only pass): no decode tokens/s is given for it.
+MIN_DECODE_SHARE = 0.05
+
+
 def phase_figures(m: Measured, generated_tokens: int | None, n_items: int, batches: int) -> dict[str, Any]:
     """Prefill/decode split and speed of a generation cell, per pass (empty without a prefill window).
 
@@ -248,6 +253,10 @@ def phase_figures(m: Measured, generated_tokens: int | None, n_items: int, batch
     (8.0, 0.2, 0.25, 0.25)
     >>> f["decode_tokens_per_s"]
     20.0
+    >>> from dataclasses import replace
+    >>> noisy = replace(m, prefill_duration_s=1.97)  # decode 0.03 s of 2.0: noise, not a speed
+    >>> phase_figures(noisy, 40, 10, 2)["decode_tokens_per_s"] is None
+    True
     """
     if m.prefill_energy_j is None or m.prefill_duration_s is None:
         return {}
@@ -259,7 +268,8 @@ def phase_figures(m: Measured, generated_tokens: int | None, n_items: int, batch
             "prefill_duration_s": m.prefill_duration_s, "decode_duration_s": decode_s,
             "energy_j_per_token": m.energy_j / generated_tokens if generated_tokens else None,
             "time_to_first_token_s": m.prefill_duration_s / batches if batches else None,
-            "decode_tokens_per_s": after_first / decode_s if decode_s > 0 else None}
+            "decode_tokens_per_s": after_first / decode_s
+            if m.duration_s and decode_s >= MIN_DECODE_SHARE * m.duration_s else None}
 
 
 def idle_power_w(meter: Meter, seconds: float) -> float:
