@@ -264,17 +264,15 @@ def start_job(config: RunConfig, estimate_s: float | None = None, wait_for_pull:
     path = _path(job_id)
     log = path.with_suffix(".log")
     ahead = [j for j in list_jobs() if j.active]
-    data = {"job_id": job_id, "status": "queued" if ahead else "starting", "config": config.to_dict(),
+    data = {"job_id": job_id, "status": "queued" if ahead or wait_for_pull else "starting", "config": config.to_dict(),
             "created_at": _now(), "queued_behind": ahead[-1].job_id if ahead else None, "estimate_s": estimate_s,
             "created_ts": time.time(),
             "updated_at": _now(), "pid": None, "run_id": None, "store": config.store,
             "cells_planned": the_plan.n_cells, "cells_done": 0, "cells": [],
-            "current": f"waiting for job {ahead[-1].job_id} to finish" if ahead else "starting",
+            "current": (f"waiting for the background pull of {', '.join(wait_for_pull)}" if wait_for_pull
+                        else f"waiting for job {ahead[-1].job_id} to finish" if ahead else "starting"),
             "error": None, "finished_at": None, "log_path": str(log), "cancel_requested": False,
             "wait_for_pull": list(wait_for_pull)}
-    if wait_for_pull:
-        data["status"] = "queued"
-        data["current"] = f"waiting for the background pull of {', '.join(wait_for_pull)}"
     with _locked(path):
         _write_atomic(path, data)
     env = dict(os.environ)
@@ -371,7 +369,8 @@ def _child(job_file: str) -> int:
     signal.signal(signal.SIGINT, on_term)
 
     waits = _read(path).get("wait_for_pull") or []
-    lock = _wait_for_turn(path, cancel) if not waits or _wait_for_models(path, cancel, waits) else None
+    arrived = _wait_for_models(path, cancel, waits) if waits else True  # False: cancelled while waiting
+    lock = _wait_for_turn(path, cancel) if arrived else None
     if lock is None:  # cancelled while queued
         def dropped(d: dict[str, Any]) -> None:
             d["status"], d["finished_at"], d["current"] = "cancelled", _now(), None

@@ -429,18 +429,17 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                                                   exact))
                         continue
                     todo += 1
-                    if rate and (rate.gen_s_per_item if generates else rate.pass_s_per_item):
+                    own = (rate.gen_s_per_item if generates else rate.pass_s_per_item) if rate else []
+                    if rate and (own or rate.pass_s_per_item):
+                        # this task's own rate, else its kind's (generation or choice), else the choice rate
+                        # scaled to generation (the model measured here on choice tasks only)
                         by_task = rate.pass_by_task.get((task.suite, task.name))
-                        per_item = fmean(by_task) if by_task else (
-                            rate.mean("gen_s_per_item") if generates else rate.mean("pass_s_per_item")) or 0.0
+                        per_item = (fmean(by_task) if by_task else fmean(own) if own
+                                    else fmean(rate.pass_s_per_item) * factor)
                         over = rate.overhead_by_task.get((task.suite, task.name)) or rate.overhead_s
                         overhead = fmean(over) if over else DEFAULT_CELL_OVERHEAD_S[kind]
                         floor = rate.mean("window_floor_s") or 0.0
                         source = "measured"
-                    elif rate and rate.pass_s_per_item:  # a generation task, this model measured on choices only
-                        per_item = (rate.mean("pass_s_per_item") or 0.0) * factor
-                        overhead = fmean(rate.overhead_s) if rate.overhead_s else DEFAULT_CELL_OVERHEAD_S[kind]
-                        floor, source = rate.mean("window_floor_s") or 0.0, "measured"
                     else:
                         per_item = DEFAULT_S_PER_ITEM_PER_MPARAM[kind] * mp * slow * factor
                         overhead, floor, source = DEFAULT_CELL_OVERHEAD_S[kind], 0.0, "default"
