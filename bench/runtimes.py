@@ -142,6 +142,22 @@ def overhead(spec, task, limit, threads, rounds):
     return statistics.median(frugal_t), statistics.median(bare_t)
 
 
+def _generation(cells):
+    """Generation figures of a variant's generation cells (their mean), or None: accuracy, J per query,
+    J per generated token, decode J per token, decode tokens/s, prefill share."""
+    if not cells:
+        return None
+
+    def mean(attr):
+        xs = [getattr(c, attr) for c in cells if getattr(c, attr) is not None]
+        return statistics.fmean(xs) if xs else None
+
+    return {"accuracy": mean("accuracy"), "j_per_query": mean("energy_j_per_item"), "j_per_token": mean(
+        "energy_j_per_token"), "decode_j_per_token": mean("decode_energy_j_per_token"),
+        "decode_tok_s": mean("decode_tokens_per_s"), "prefill_share": mean("prefill_energy_share"),
+        "tasks": sorted(f"{c.suite}/{c.task}" for c in cells)}
+
+
 def scoring_requests(task, items, loaded):
     """The LoglikRequests the task type builds for ``items`` (its own prompt and chat rendering)."""
     from evaluator.tasks.choice import loglik_requests, uses_chat
@@ -190,7 +206,8 @@ def main() -> int:
             cells = [c for c in run(cfg).cells]
             raw["cells"] += [c.to_dict() for c in cells]
         for v in names:
-            mine = [c for c in cells if c.variant == v and c.status == "ok"]
+            mine = [c for c in cells if c.variant == v and c.status == "ok" and c.task_type != "generation"]
+            gen = [c for c in cells if c.variant == v and c.status == "ok" and c.task_type == "generation"]
             failed = [c for c in cells if c.variant == v and c.status != "ok"]
             sp = None
             if spec.kind == "causal-lm":
@@ -201,11 +218,12 @@ def main() -> int:
                 raw["speed"][f"{name}:{v}"] = sp
             acc = statistics.fmean(c.accuracy for c in mine) if mine else None
             e1k = statistics.fmean(c.energy_j_per_1k for c in mine) if mine else None
-            rows.append((name, v, mine[0].backend if mine else resolve_variant(v).backend, acc, e1k,
-                         sp, max((c.peak_rss_mb or 0) for c in mine) if mine else None,
-                         mine[0].size_mb if mine else None, mine[0].load_s if mine else None,
-                         mine[0].weight_dtype if mine else None, any(c.fallback_kernel for c in mine),
-                         failed[0].error if failed and not mine else None))
+            rows.append((name, v, (mine or gen)[0].backend if mine or gen else resolve_variant(v).backend, acc, e1k,
+                         sp, max((c.peak_rss_mb or 0) for c in mine + gen) if mine or gen else None,
+                         (mine or gen)[0].size_mb if mine or gen else None,
+                         (mine or gen)[0].load_s if mine or gen else None,
+                         (mine or gen)[0].weight_dtype if mine or gen else None, any(c.fallback_kernel for c in mine),
+                         failed[0].error if failed and not mine else None, _generation(gen)))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
         if spec.kind == "causal-lm" and backend_availability("llamacpp") is None:
             task = next(t for t in load_suite("finance").tasks if t.type == "classification")
@@ -217,20 +235,30 @@ def main() -> int:
           f"Suites {', '.join(args.suites)}, {args.limit} items per task, one repeat. **Energy is an estimate** "
           "(CPU time x W per core: no RAPL here), so it tracks CPU time. Tokens/s at backend level "
           f"(GenerationRequest, greedy, {args.max_new} new tokens after prompts of 5 headlines).", "",
-          "| model | variant | backend | weights | accuracy | J / 1,000 items (est.) | prefill tok/s | decode tok/s "
-          "| peak RSS MB | file MB | load s |", "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+          "Choice columns: the suites' classification and multiple-choice tasks; generation columns: their "
+          "generation tasks (J / token = the query's energy over its tokens, prefill included; decode J / token = "
+          "the decode phase alone).", "",
+          "| model | variant | backend | weights | choice accuracy | choice J / 1,000 items (est.) | generation "
+          "accuracy | J / query | J / token | decode J / token | prefill share | prefill tok/s | decode tok/s "
+          "| peak RSS MB | file MB | load s |", "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
 
     def f(x, fmt):
         return "–" if x is None else format(x, fmt)
 
-    for name, v, backend, acc, e1k, sp, rss, size, load_s, dtype, fb, err in rows:
+    for name, v, backend, acc, e1k, sp, rss, size, load_s, dtype, fb, err, g in rows:
         pre, dec = (sp[0], sp[1]) if sp else (None, None)
         note = " (fallback kernel)" if fb else ""
         if err:
             note += f" failed: {err[:80]}"
-        md.append(f"| {name} | {v}{note} | {backend} | {dtype or '–'} | {f(acc and acc * 100, '.1f')} | "
-                  f"{f(e1k, ',.0f')} | {f(pre, ',.0f')} | {f(dec, '.1f')} | {f(rss, ',.0f')} | {f(size, ',.0f')} | "
-                  f"{f(load_s, '.1f')} |")
+        g = g or {}
+        gacc = g.get("accuracy")
+        md.append(f"| {name} | {v}{note} | {backend} | {dtype or '–'} | "
+                  f"{f(acc if acc is None else acc * 100, '.1f')} | "
+                  f"{f(e1k, ',.0f')} | {f(gacc if gacc is None else gacc * 100, '.1f')} | "
+                  f"{f(g.get('j_per_query'), ',.2f')} | {f(g.get('j_per_token'), '.3f')} | "
+                  f"{f(g.get('decode_j_per_token'), '.3f')} | "
+                  f"{f(g['prefill_share'] * 100 if g.get('prefill_share') is not None else None, '.0f')} | "
+                  f"{f(pre, ',.0f')} | {f(dec, '.1f')} | {f(rss, ',.0f')} | {f(size, ',.0f')} | {f(load_s, '.1f')} |")
     if raw["overhead"]:
         md += ["", "Frugal's overhead over a bare llama.cpp loop (gguf-q4, finance/headline-sentiment, same token "
                "ids, medians of the rounds):", ""]

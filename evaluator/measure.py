@@ -242,34 +242,38 @@ MIN_DECODE_SHARE = 0.05
 def phase_figures(m: Measured, generated_tokens: int | None, n_items: int, batches: int) -> dict[str, Any]:
     """Prefill/decode split and speed of a generation cell, per pass (empty without a prefill window).
 
-    decode = total - prefill (clamped at 0); J per generated token; time to first token = prefill duration
-    per batch (a batch's prompts get their first token together); decode tokens/s counts the tokens after
-    each answer's first (the prefill pass makes that one).
+    decode = total - prefill (clamped at 0); J per generated token (the whole query's energy over its tokens,
+    prefill included); time to first token = prefill duration per batch (a batch's prompts get their first
+    token together). Decode tokens/s and decode J per token (optimum-benchmark's decode efficiency: the
+    decode phase alone) count the tokens after each answer's first (the prefill pass makes that one), and
+    are not given for a decode phase inside the noise of the subtraction.
 
     >>> m = Measured([], 10.0, 9.0, 11.0, 10.0, 2.0, 1.9, 2.1, 2.0, 1, 1, None, "estimate", True,
     ...              prefill_energy_j=2.0, prefill_duration_s=0.5)
     >>> f = phase_figures(m, 40, 10, 2)
     >>> f["decode_energy_j"], f["prefill_energy_share"], f["energy_j_per_token"], f["time_to_first_token_s"]
     (8.0, 0.2, 0.25, 0.25)
-    >>> f["decode_tokens_per_s"]
-    20.0
+    >>> f["decode_tokens_per_s"], f["decode_energy_j_per_token"]
+    (20.0, 0.26666666666666666)
     >>> from dataclasses import replace
     >>> noisy = replace(m, prefill_duration_s=1.97)  # decode 0.03 s of 2.0: noise, not a speed
-    >>> phase_figures(noisy, 40, 10, 2)["decode_tokens_per_s"] is None
-    True
+    >>> g = phase_figures(noisy, 40, 10, 2)
+    >>> g["decode_tokens_per_s"] is None, g["decode_energy_j_per_token"] is None
+    (True, True)
     """
     if m.prefill_energy_j is None or m.prefill_duration_s is None:
         return {}
     decode_e = max(0.0, m.energy_j - m.prefill_energy_j)
     decode_s = max(0.0, m.duration_s - m.prefill_duration_s)
     after_first = max(0, (generated_tokens or 0) - n_items)
+    resolved = bool(m.duration_s) and decode_s >= MIN_DECODE_SHARE * m.duration_s and after_first > 0
     return {"prefill_energy_j": m.prefill_energy_j, "decode_energy_j": decode_e,
             "prefill_energy_share": m.prefill_energy_j / m.energy_j if m.energy_j else None,
             "prefill_duration_s": m.prefill_duration_s, "decode_duration_s": decode_s,
             "energy_j_per_token": m.energy_j / generated_tokens if generated_tokens else None,
             "time_to_first_token_s": m.prefill_duration_s / batches if batches else None,
-            "decode_tokens_per_s": after_first / decode_s
-            if m.duration_s and decode_s >= MIN_DECODE_SHARE * m.duration_s else None}
+            "decode_tokens_per_s": after_first / decode_s if resolved else None,
+            "decode_energy_j_per_token": decode_e / after_first if resolved else None}
 
 
 def idle_power_w(meter: Meter, seconds: float) -> float:

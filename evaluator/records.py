@@ -92,6 +92,7 @@ class CellResult:
     decode_duration_s: float | None = None
     time_to_first_token_s: float | None = None  # prefill duration per batch
     decode_tokens_per_s: float | None = None
+    decode_energy_j_per_token: float | None = None  # decode phase only, per token after each answer's first
     # --- end of generation fields
     # --- kernels and weight files (deployment runtimes, issue 14). fallback_kernel: the cell ran on a slow
     # fallback kernel for its variant on this hardware (e.g. bf16 without AVX512_BF16/AMX), so it measures

@@ -197,7 +197,7 @@ def torch_texts(torch_lm):
 
 @pytest.mark.parametrize("variant,minimum", [
     pytest.param("gguf-f16", 0.9, marks=needs_llama),
-    pytest.param("ort-fp32", 0.9, marks=[needs_ort, pytest.mark.slow]),
+    pytest.param("ort-fp32", 0.9, marks=needs_ort),  # on the KV cache: seconds (the export is the log-lik test's)
     pytest.param("ov-fp32", 0.9, marks=[needs_ov, pytest.mark.slow]), pytest.param("gguf-q4", 0.0, marks=needs_llama),
     pytest.param("gguf-q8_0", 0.0, marks=needs_llama),
     pytest.param("ov-int8", 0.0, marks=[needs_ov, pytest.mark.slow])])

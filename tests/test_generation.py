@@ -252,8 +252,13 @@ def test_user_suite_with_generation_and_fewshot_through_suite_path(tmp_path, cap
     assert lm["energy_j_per_token"] == pytest.approx(lm["energy_j"] / lm["generated_tokens"])
     assert lm["energy_j_per_1k"] == pytest.approx(lm["energy_j"] / 4 * 1000)  # per 1,000 answered queries
     assert lm["time_to_first_token_s"] > 0
+    if lm["decode_tokens_per_s"] is None:  # decode inside the subtraction's noise: neither figure is given
+        assert lm["decode_energy_j_per_token"] is None
+    else:  # the decode phase alone, over the tokens after each answer's first
+        assert lm["decode_energy_j_per_token"] == pytest.approx(lm["decode_energy_j"] / (lm["generated_tokens"] - 4))
     csv_head = (out / "results.csv").read_text().splitlines()[0].split(",")
-    assert {"energy_j_per_token", "prefill_energy_j", "truncation_rate", "decode_tokens_per_s"} <= set(csv_head)
+    assert {"energy_j_per_token", "prefill_energy_j", "truncation_rate", "decode_tokens_per_s",
+            "decode_energy_j_per_token"} <= set(csv_head)
     assert "Generated answers" in (out / "report.html").read_text()
     assert "### Generated answers (1 cells)" in (out / "summary.md").read_text()
     # the store keeps the raw output, correctness, tokens, stop reason and the extracted answer

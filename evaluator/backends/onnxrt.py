@@ -1,20 +1,24 @@
 """The ONNX Runtime backend: encoders and causal LMs exported once to ONNX, fp32, dynamic int8 or int4 weights.
 
-Export: the fp32 safetensors model, wrapped as ``(input_ids, attention_mask) -> logits`` (causal LMs, every
-position, no KV cache) or ``-> last_hidden_state`` (encoders), goes through ``torch.onnx.export`` (the
-dynamo exporter; onnxscript) once into the derived cache (evaluator/models.py ``derived``), with sha256.
-optimum-onnx is not used: every release of it pins transformers < 4.58, and Frugal runs transformers 5.
+Export: the fp32 safetensors model goes through ``torch.onnx.export`` (the dynamo exporter; onnxscript) once
+into the derived cache (evaluator/models.py ``derived``), with sha256. Encoders: ``(input_ids,
+attention_mask) -> last_hidden_state``. Causal LMs: a decoder with a KV cache, ``(input_ids, attention_mask,
+position_ids, past.{i}.key, past.{i}.value ...) -> (logits, present.{i}.key, present.{i}.value ...)``, logits
+at every position; a past of length 0 makes it a plain forward pass (log-likelihoods, a prompt's prefill).
+An architecture whose cache the exporter cannot trace falls back to ``(input_ids, attention_mask) -> logits``
+with no cache (recorded in the artefact's manifest as ``kv_cache: false``, and the cell's weight format says
+so). optimum-onnx is not used: every release of it pins transformers < 4.58, and Frugal runs transformers 5.
 int8: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights; activations quantized per batch at run
 time: fast with VNNI, AVX2 u8s8 kernels otherwise). int4: ``MatMulNBitsQuantizer`` (block 32, symmetric;
 causal LMs).
 
 Requests: tokenised with the model's Hugging Face tokenizer exactly as the torch backend does
 (:func:`evaluator.backends.torch_hf.encode_requests`), so token ids match torch's. Log-likelihood: one
-right-padded batch per request, context + continuation (all but its last token) per row; generation:
-greedy, the whole sequence run again for each new token (the export has no KV cache, so decode speed here
-is not the runtime's best: see docs/benchmarks.md). Embeddings: mean-pooled (or CLS), L2-normalised,
-as torch's. :class:`ArrayLoaded` holds this logic for any runtime that maps int64 arrays to float arrays
-(OpenVINO reuses it).
+right-padded batch per request, context + continuation (all but its last token) per row, empty past;
+generation: greedy, one sequence at a time, the prompt once and then one token per step on the KV cache
+(as llama.cpp's backend does). Embeddings: mean-pooled (or CLS), L2-normalised, as torch's.
+:class:`ArrayLoaded` holds this logic for any runtime that maps named arrays to named arrays (OpenVINO
+reuses it).
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ INSTALL_HINT = "install the runtimes extra: `pip install -e '.[runtimes]'` (or `
 #: The exported graph's names.
 INPUTS = ("input_ids", "attention_mask")
 OPSET = 18
+#: Revision of Frugal's exports, part of the backend version (and so of every cell key): 2 = causal LMs are
+#: exported with a KV cache (revision 1 ran the whole sequence again for each generated token).
+EXPORT_REVISION = 2
+
+
+def artefact(resolved: ResolvedModel, stem: str) -> str:
+    """The derived-cache name of an export: causal LMs' carry the revision, so an older graph is never reused."""
+    return f"{stem}-r{EXPORT_REVISION}" if resolved.spec.kind == "causal-lm" else stem
 
 
 def missing(*modules: str) -> list[str]:
@@ -52,10 +64,10 @@ def onnx_fp32(resolved: ResolvedModel) -> Path:
     from evaluator.models import derived
 
     def build(tmp: Path) -> dict[str, Any]:
-        export_onnx(resolved, tmp / "model.onnx")
-        return {"made_with": "torch.onnx.export (dynamo) of the fp32 safetensors weights", "opset": OPSET}
+        info = export_onnx(resolved, tmp / "model.onnx")
+        return {"made_with": "torch.onnx.export (dynamo) of the fp32 safetensors weights", "opset": OPSET, **info}
 
-    folder, _rec = derived(resolved, "onnx-fp32", build)
+    folder, _rec = derived(resolved, artefact(resolved, "onnx-fp32"), build)
     return folder / "model.onnx"
 
 
@@ -65,7 +77,7 @@ def onnx_quantized(resolved: ResolvedModel, weights: str) -> tuple[Path, str]:
 
     src = onnx_fp32(resolved)
     if weights == "fp32":
-        folder, rec = derived(resolved, "onnx-fp32", lambda _t: {})
+        folder, rec = derived(resolved, artefact(resolved, "onnx-fp32"), lambda _t: {})
         return src, rec["files"]["model.onnx"]["sha256"]
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -85,14 +97,12 @@ def onnx_quantized(resolved: ResolvedModel, weights: str) -> tuple[Path, str]:
             return {"made_with": "onnxruntime MatMulNBitsQuantizer (4 bits, block 32, symmetric)"}
         raise FrugalError(f"unknown ONNX weight format {weights!r}")
 
-    folder, rec = derived(resolved, f"onnx-{weights}", build)
+    folder, rec = derived(resolved, artefact(resolved, f"onnx-{weights}"), build)
     return folder / "model.onnx", rec["files"]["model.onnx"]["sha256"]
 
 
-def export_onnx(resolved: ResolvedModel, out: Path) -> None:
-    """Export the fp32 model as ``(input_ids, attention_mask) -> logits | last_hidden_state``."""
-    import warnings
-
+def export_onnx(resolved: ResolvedModel, out: Path) -> dict[str, Any]:
+    """Export the fp32 model (a causal LM with its KV cache where the exporter can trace it); what was made."""
     import torch
     from transformers import AutoModel, AutoModelForCausalLM
 
@@ -102,7 +112,24 @@ def export_onnx(resolved: ResolvedModel, out: Path) -> None:
     if not spec.allow_pickle:
         kwargs["use_safetensors"] = True
     model = cls.from_pretrained(resolved.location, **kwargs).eval()
-    causal = spec.kind == "causal-lm"
+    if spec.kind != "causal-lm":
+        _export_plain(model, out, causal=False)
+        return {}
+    try:
+        layers = _export_with_past(model, out)
+        return {"kv_cache": True, "kv_layers": layers}
+    except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace with its cache
+        for f in out.parent.iterdir():
+            f.unlink()
+        _export_plain(model, out, causal=True)
+        return {"kv_cache": False, "kv_cache_error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _export_plain(model: Any, out: Path, causal: bool) -> None:
+    """``(input_ids, attention_mask) -> logits | last_hidden_state``, no cache."""
+    import warnings
+
+    import torch
 
     class Wrapped(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -122,6 +149,88 @@ def export_onnx(resolved: ResolvedModel, out: Path) -> None:
                           output_names=["output"], dynamic_axes={"input_ids": dims, "attention_mask": dims,
                                                                  "output": dims},
                           opset_version=OPSET, dynamo=True, external_data=True, verbose=False)
+
+
+def _export_with_past(model: Any, out: Path) -> int:
+    """A decoder with a KV cache (names as in the module docstring); returns the number of layers.
+
+    Traced with a past of 3 and 5 new tokens; batch, new tokens and past length are dynamic, so a past of
+    length 0 at run time is a plain forward pass.
+    """
+    import warnings
+
+    import torch
+    from transformers import DynamicCache
+
+    cfg = model.config
+    n_layers = int(cfg.num_hidden_layers)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+
+    class WithPast(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, past: list[Any]) -> Any:
+            cache = DynamicCache(ddp_cache_data=[(past[2 * i], past[2 * i + 1]) for i in range(n_layers)], config=cfg)
+            res = self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=cache, use_cache=True)
+            presents: list[Any] = []
+            for layer in res.past_key_values.layers:
+                presents += [layer.keys, layer.values]
+            return (res.logits, *presents)
+
+    batch, new, n_past = 2, 5, 3
+    ids = torch.ones((batch, new), dtype=torch.long)
+    mask = torch.ones((batch, n_past + new), dtype=torch.long)
+    pos = torch.arange(n_past, n_past + new).unsqueeze(0).expand(batch, new).contiguous()
+    past = [torch.zeros((batch, kv_heads, n_past, head_dim)) for _ in range(2 * n_layers)]
+    kv = [f"past.{i}.{t}" for i in range(n_layers) for t in ("key", "value")]
+    outputs = ["logits"] + [n.replace("past.", "present.", 1) for n in kv]
+    dim = torch.export.Dim
+    b, s, p = dim("batch"), dim("sequence"), dim("past")
+    shapes = ({0: b, 1: s}, {0: b, 1: dim.AUTO}, {0: b, 1: s}, [{0: b, 2: p} for _ in past])
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(WithPast(model), (ids, mask, pos, past), str(out),
+                          input_names=[*INPUTS, "position_ids", *kv], output_names=outputs, dynamic_shapes=shapes,
+                          opset_version=OPSET, dynamo=True, external_data=True, verbose=False)
+    return n_layers
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    """The KV-cache inputs of an exported decoder: layers, and each past tensor's [batch, heads, past, dim]."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+    @staticmethod
+    def of(inputs: dict[str, Sequence[Any]]) -> KvLayout | None:
+        """From the graph's input names and shapes (static dims as ints); None for a graph without a cache.
+
+        >>> KvLayout.of({"input_ids": ["b", "s"], "past.0.key": ["b", 3, "p", 64], "past.0.value": ["b", 3, "p", 64],
+        ...              "past.1.key": ["b", 3, "p", 64], "past.1.value": ["b", 3, "p", 64]})
+        KvLayout(layers=2, kv_heads=3, head_dim=64)
+        >>> KvLayout.of({"input_ids": ["b", "s"], "attention_mask": ["b", "s"]}) is None
+        True
+        """
+        keys = [n for n in inputs if n.startswith("past.") and n.endswith(".key")]
+        if not keys:
+            return None
+        shape = list(inputs["past.0.key"])
+        if len(shape) != 4 or not isinstance(shape[1], int) or not isinstance(shape[3], int):
+            raise FrugalError(f"exported decoder: past.0.key has shape {shape}, not [batch, heads, past, dim]")
+        return KvLayout(len(keys), shape[1], shape[3])
+
+    def empty(self, batch: int) -> dict[str, Any]:
+        """A past of length 0 for ``batch`` rows."""
+        import numpy as np
+
+        z = np.zeros((batch, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+        return {f"past.{i}.{t}": z for i in range(self.layers) for t in ("key", "value")}
 
 
 # ------------------------------------------------------------------------------------------ backend
@@ -178,17 +287,19 @@ class OnnxRuntimeBackend(Backend):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else \
             ["CPUExecutionProvider"]
         session = ort.InferenceSession(str(path), opts, providers=providers)
+        names = [o.name for o in session.get_outputs()]
 
-        def forward(ids: Any, mask: Any) -> Any:
-            return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        def infer(feed: dict[str, Any]) -> dict[str, Any]:
+            return dict(zip(names, session.run(None, feed), strict=True))
 
-        return ArrayLoaded.create(self, resolved, device, forward, path, sha, weights, session)
+        inputs = {i.name: list(i.shape) for i in session.get_inputs()}
+        return ArrayLoaded.create(self, resolved, device, infer, inputs, path, sha, weights, session)
 
     def version(self) -> str:
-        """The onnxruntime version."""
+        """The onnxruntime version and the revision of Frugal's export (:data:`EXPORT_REVISION`)."""
         import onnxruntime as ort
 
-        return f"onnxruntime {ort.__version__}"
+        return f"onnxruntime {ort.__version__}, frugal export r{EXPORT_REVISION}"
 
     def environment(self) -> dict[str, Any]:
         """Version and execution providers."""
@@ -207,9 +318,13 @@ class OnnxRuntimeBackend(Backend):
 # -------------------------------------------------------------------------------- the shared Loaded
 @dataclass
 class ArrayLoaded(Loaded):
-    """A model that maps (input_ids, attention_mask) int64 arrays to logits or hidden states."""
+    """A model that maps named int64 arrays to named float arrays: logits (and a KV cache) or hidden states.
 
-    forward: Any = None
+    ``infer(feed) -> {output name: array}``; ``kv``: the decoder's cache inputs (None: no cache, or an encoder).
+    """
+
+    infer: Any = None
+    kv: KvLayout | None = None
     tokenizer: Any = None
     pooling: str = "mean"
     eos_ids: frozenset[int] = frozenset()
@@ -220,9 +335,9 @@ class ArrayLoaded(Loaded):
     n_params: int | None = None
 
     @classmethod
-    def create(cls, backend: Backend, resolved: ResolvedModel, device: str, forward: Any, path: Path, sha: str,
-               weights: str, handle: Any) -> ArrayLoaded:
-        """Pair ``forward`` with the model's tokenizer (the torch backend's), pooling and EOS ids."""
+    def create(cls, backend: Backend, resolved: ResolvedModel, device: str, infer: Any,
+               inputs: dict[str, Sequence[Any]], path: Path, sha: str, weights: str, handle: Any) -> ArrayLoaded:
+        """Pair ``infer`` with the model's tokenizer (the torch backend's), pooling, EOS ids and cache layout."""
         from transformers import AutoTokenizer
 
         from evaluator.backends.llamacpp import _eos_ids
@@ -234,9 +349,34 @@ class ArrayLoaded(Loaded):
             tok.pad_token = tok.eos_token
         pooling = _pooling_mode(resolved.location) if spec.kind == "encoder" else "last"
         eos = _eos_ids(tok, resolved.location) if spec.kind == "causal-lm" else frozenset()
-        return cls(spec.name, spec.kind, device, backend.name, backend.serves(spec.kind), forward=forward,
+        kv = KvLayout.of(inputs)
+        if spec.kind == "causal-lm" and kv is None:
+            weights += " (no KV cache)"
+        return cls(spec.name, spec.kind, device, backend.name, backend.serves(spec.kind), infer=infer, kv=kv,
                    tokenizer=tok, pooling=pooling, eos_ids=eos, path=path, sha256=sha, weight_dtype=weights,
                    handle=handle, n_params=_params_of(resolved.location))
+
+    def forward(self, ids: Any, mask: Any) -> Any:
+        """Logits (or hidden states) of right-padded rows: a past of length 0 where the graph has a cache."""
+        import numpy as np
+
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if self.kv is not None:
+            feed["position_ids"] = np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape).copy()
+            feed.update(self.kv.empty(ids.shape[0]))
+        return next(iter(self.infer(feed).values()))
+
+    def _step(self, new: Sequence[int], past: dict[str, Any], n_past: int) -> tuple[Any, dict[str, Any]]:
+        """Run ``new`` tokens of one sequence on top of ``n_past`` cached ones: (last logits, the cache after)."""
+        import numpy as np
+
+        assert self.kv is not None
+        n = n_past + len(new)
+        feed = {"input_ids": np.asarray([new], dtype=np.int64), "attention_mask": np.ones((1, n), dtype=np.int64),
+                "position_ids": np.arange(n_past, n, dtype=np.int64)[None], **past}
+        out = self.infer(feed)
+        cache = {name: out[name.replace("past.", "present.", 1)] for name in past}
+        return out["logits"][0, -1], cache
 
     def prepare(self, kind: str, requests: Sequence[Any]) -> Any:
         """Tokenise (outside the measured window) exactly as the torch backend does."""
@@ -280,24 +420,38 @@ class ArrayLoaded(Loaded):
         return out
 
     def generate(self, prepared: Any, batch_size: int) -> list[Generation]:
-        """Greedy continuations; the export has no KV cache, so each new token runs the whole sequence."""
+        """Greedy continuations, one sequence at a time: the prompt once, then one token per step on the cache.
+
+        A graph without a cache (an architecture the exporter could not trace with one) runs the whole
+        sequence again for each new token.
+        """
         out = []
         for req, ids in prepared:
-            seq, new, reason = list(ids), [], "length"
+            if self.kv is not None:
+                past: dict[str, Any] = self.kv.empty(1)
+                logits, past = self._step(ids, past, 0)
+            else:
+                logits = self._run([list(ids)])[0, len(ids) - 1]
+            n, new, reason = len(ids), [], "length"
             while len(new) < req.max_new_tokens:
-                tok = int(self._run([seq])[0, len(seq) - 1].argmax())
+                tok = int(logits.argmax())
                 if tok in self.eos_ids:
                     reason = "eos"
                     break
                 new.append(tok)
-                seq.append(tok)
                 if req.stop and any(s in self.tokenizer.decode(new, skip_special_tokens=True) for s in req.stop):
                     reason = "stop"
                     break
+                if len(new) >= req.max_new_tokens:
+                    break
+                if self.kv is not None:
+                    logits, past = self._step([tok], past, n + len(new) - 1)
+                else:
+                    logits = self._run([[*ids, *new]])[0, n + len(new) - 1]
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             if reason == "stop":
                 text = text[:min(text.find(s) for s in req.stop if s in text)]
-            out.append(Generation(text, len(ids), len(new), reason))
+            out.append(Generation(text, n, len(new), reason))
         return out
 
     def embed(self, texts: Sequence[str], batch_size: int) -> Any:
@@ -336,7 +490,7 @@ class ArrayLoaded(Loaded):
 
     def close(self) -> None:
         """Drop the session / compiled model."""
-        self.forward = self.handle = None
+        self.infer = self.handle = None
 
 
 def _params_of(location: str) -> int | None:

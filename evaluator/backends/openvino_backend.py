@@ -7,7 +7,8 @@ CUDA torch. The CPU plugin runs with ``INFERENCE_PRECISION_HINT=f32`` (it would 
 pinned so that cells compare the same arithmetic on every machine). Weight compression keeps activations
 in float: int8/int4 weights save memory and bandwidth, not arithmetic.
 
-Requests are served by :class:`evaluator.backends.onnxrt.ArrayLoaded` (the torch backend's tokenisation).
+Requests are served by :class:`evaluator.backends.onnxrt.ArrayLoaded` (the torch backend's tokenisation);
+causal LMs keep the export's KV cache as explicit inputs and outputs (a stateless IR).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.backends.base import EMBEDDING, GENERATION, LOGLIKELIHOOD, Backend
-from evaluator.backends.onnxrt import INSTALL_HINT, ArrayLoaded, missing, onnx_fp32
+from evaluator.backends.onnxrt import EXPORT_REVISION, INSTALL_HINT, ArrayLoaded, artefact, missing, onnx_fp32
 from evaluator.errors import FrugalError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def ov_ir(resolved: ResolvedModel, weights: str) -> tuple[Path, str]:
         ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
         return {"made_with": made}
 
-    folder, rec = derived(resolved, f"openvino-{weights}", build)
+    folder, rec = derived(resolved, artefact(resolved, f"openvino-{weights}"), build)
     return folder / "model.xml", rec["files"]["model.bin"]["sha256"]
 
 
@@ -86,20 +87,23 @@ class OpenVinoBackend(Backend):
         compiled = core.compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                         "INFERENCE_NUM_THREADS": self._threads,
                                                         "PERFORMANCE_HINT": "LATENCY"})
-        out = compiled.output(0)
+        outputs = [(o.get_any_name(), o) for o in compiled.outputs]
         request = compiled.create_infer_request()
 
-        def forward(ids: Any, mask: Any) -> Any:
-            return request.infer({"input_ids": ids, "attention_mask": mask})[out]
+        def infer(feed: dict[str, Any]) -> dict[str, Any]:
+            res = request.infer(feed)
+            return {name: res[port] for name, port in outputs}
 
-        return ArrayLoaded.create(self, resolved, device, forward, xml, sha, weights, compiled)
+        inputs = {p.get_any_name(): [d.get_length() if d.is_static else "?" for d in p.get_partial_shape()]
+                  for p in compiled.inputs}
+        return ArrayLoaded.create(self, resolved, device, infer, inputs, xml, sha, weights, compiled)
 
     def version(self) -> str:
         """OpenVINO's and NNCF's versions."""
         import nncf
         import openvino as ov
 
-        return f"openvino {ov.__version__}, nncf {nncf.__version__}"
+        return f"openvino {ov.__version__}, nncf {nncf.__version__}, frugal export r{EXPORT_REVISION}"
 
     def environment(self) -> dict[str, Any]:
         """Versions and the CPU plugin's device name."""

@@ -38,7 +38,7 @@ CSV_COLUMNS = (
     # generated answers (empty for other task types) and the prompt format
     "num_fewshot", "chat_template", "max_new_tokens", "prompt_tokens", "generated_tokens", "truncation_rate",
     "energy_j_per_token", "prefill_energy_j", "decode_energy_j", "prefill_energy_share", "time_to_first_token_s",
-    "decode_tokens_per_s",
+    "decode_tokens_per_s", "decode_energy_j_per_token",
 )
 
 

@@ -318,15 +318,19 @@ def _generation_section(result: RunResult) -> Html:
                      _num(c.energy_j_per_item, ",.3f"), _num(c.energy_j_per_correct, ",.3f"),
                      _num(c.energy_j_per_token, ",.4f"), _pct(c.prefill_energy_share),
                      _num(c.time_to_first_token_s, ",.3f"), _num(c.decode_tokens_per_s, ",.1f"),
+                     _num(c.decode_energy_j_per_token, ",.4f"),
                      _num(c.generated_tokens / c.n_items if c.generated_tokens and c.n_items else None, ",.1f"),
                      _pct(c.truncation_rate), f"{c.num_fewshot}-shot" + (", chat" if c.chat_template else "")])
     body = (f"<p>{_e(energy_statement(result))} Energy per answered query is the cell's energy per item (the "
             "frontier's J / 1,000 items are per 1,000 answered queries); per correct answer divides by the right "
             "answers only. Prefill is measured apart (the same prompts with max_new_tokens=1); decode = total - "
-            "prefill. Time to first token is the prefill time of one batch; decode tokens/s counts the tokens "
-            "after each answer's first. Truncated: stopped by max_new_tokens.</p>"
+            "prefill. J / token divides the whole query's energy (prefill included) by its generated tokens; "
+            "decode J / token is the decode phase alone over the tokens after each answer's first, as are decode "
+            "tokens/s (blank where the decode phase is inside the noise of the subtraction). Time to first token is "
+            "the prefill time of one batch. Truncated: stopped by max_new_tokens.</p>"
             + _table(["Task", "Model", "Variant", "Accuracy", "J / query", "J / correct", "J / token",
-                      "Prefill share", "TTFT (s)", "Decode tok/s", "Tokens / answer", "Truncated", "Prompt"], rows))
+                      "Prefill share", "TTFT (s)", "Decode tok/s", "Decode J / token", "Tokens / answer", "Truncated",
+                      "Prompt"], rows))
     return _section("generation", "Generated answers", body)
 
 
@@ -561,13 +565,14 @@ def generation_markdown(result: RunResult) -> list[str]:
         return []
     lines = ["", f"### Generated answers ({len(cells)} cells)", "",
              "| Task | Model | Variant | Accuracy (%) | J / query | J / correct | J / token | Prefill share | "
-             "Decode tok/s | Truncated |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+             "Decode tok/s | Decode J / token | Truncated |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for c in sorted(cells, key=lambda c: (c.suite, c.task, c.energy_j_per_1k or 0)):
         lines.append(f"| {md_escape(c.suite)}/{md_escape(c.task)} | {md_escape(c.model)} | {md_escape(c.variant)} | "
                      f"{_pct(c.accuracy)} | {_num(c.energy_j_per_item, ',.3f')} | "
                      f"{_num(c.energy_j_per_correct, ',.3f')} | "
                      f"{_num(c.energy_j_per_token, ',.4f')} | {_pct(c.prefill_energy_share)} | "
-                     f"{_num(c.decode_tokens_per_s, ',.1f')} | {_pct(c.truncation_rate)} |")
+                     f"{_num(c.decode_tokens_per_s, ',.1f')} | {_num(c.decode_energy_j_per_token, ',.4f')} | "
+                     f"{_pct(c.truncation_rate)} |")
     return lines
 
 
