@@ -177,11 +177,15 @@ def run_module(module: str, tests: list[str], max_children: int) -> dict:
             "seconds": round(time.monotonic() - t0, 1)}
 
 
-def _md(results: list[dict], command: str) -> list[str]:
+def _md(results: list[dict], command: str, kept: tuple[list[str], list[str], str] = ([], [], "")) -> list[str]:
+    """The generated section. ``kept``: table rows, survivor lines and the date of modules this run left out
+    (from the previous section, :func:`kept_from`), so that a run of one module updates its own row only."""
+    rows, lines, when = kept
     md = [BEGIN, "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d')} "
-          f"(mutmut {_mutmut_version()}, Python {sys.version.split()[0]}). Target: at least "
-          f"{TARGET_SCORE:.0%} of mutants killed in every module.", "",
-          "| module | tests | mutants | killed | survived | score | time |", "|---|---|---:|---:|---:|---:|---:|"]
+          f"(mutmut {_mutmut_version()}, Python {sys.version.split()[0]})"
+          + (f"; the rows of the other modules are from the previous run ({when})" if rows else "")
+          + f". Target: at least {TARGET_SCORE:.0%} of mutants killed in every module.", "",
+          "| module | tests | mutants | killed | survived | score | time |", "|---|---|---:|---:|---:|---:|---:|", *rows]
     for r in results:
         args = r["tests"]
         files = [t for i, t in enumerate(args) if t.startswith("tests/") and not (i and args[i - 1].startswith("-"))]
@@ -191,8 +195,9 @@ def _md(results: list[dict], command: str) -> list[str]:
                   f"{r['score']:.1%} | {r['seconds']:.0f} s |")
     md += ["", "Killed includes timeouts (a mutant that makes a test hang is caught by mutmut's time limit).", ""]
     surv = [(r["module"], s) for r in results for s in r["survivors"]]
-    if surv:
-        md += ["Survivors, each with the reason it is equivalent (no test can tell it from the original):", ""]
+    if surv or lines:
+        md += ["Survivors, each with the reason it is equivalent (no test can tell it from the original):", "",
+               *lines]
         for _module, s in surv:
             md.append(f"- `{s['name']}` ({s['status']}): `{s['diff'].replace('`', chr(39))}`: "
                       f"{s['reason'] or 'NOT EXPLAINED: kill it with a test or add the reason to EQUIVALENT'}")
@@ -214,6 +219,30 @@ def _mutmut_version() -> str:
     from importlib.metadata import version
 
     return version("mutmut")
+
+
+def kept_from(text: str, modules: list[str]) -> tuple[list[str], list[str], str]:
+    """The previous section's table rows and survivor lines of every module not in ``modules``, and its date.
+
+    >>> doc = (BEGIN + "\\nProduced by `x` on 2026-12-01 (mutmut 3).\\n| `evaluator/a.py` | t | 1 |\\n"
+    ...        "| `evaluator/b.py` | t | 2 |\\n- `evaluator.a.x_f__mutmut_1` (survived): why\\n"
+    ...        "- `evaluator.b.x_g__mutmut_2` (survived): why\\n" + END)
+    >>> kept_from(doc, ["evaluator/b.py"])
+    (['| `evaluator/a.py` | t | 1 |'], ['- `evaluator.a.x_f__mutmut_1` (survived): why'], '2026-12-01')
+    """
+    m = re.search(re.escape(BEGIN) + "(.*?)" + re.escape(END), text, re.S)
+    if not m:
+        return [], [], ""
+    rows, lines = [], []
+    for ln in m.group(1).splitlines():
+        row = re.match(r"\| `([^`]+)` \|", ln)
+        if row and row.group(1) not in modules:
+            rows.append(ln)
+        item = re.match(r"- `([^`]+)` \(", ln)
+        if item and not any(item.group(1).startswith(_prefix(mod)) for mod in modules):
+            lines.append(ln)
+    when = re.search(r"Produced by `[^`]*` on (\d{4}-\d{2}-\d{2})", m.group(1))
+    return rows, lines, when.group(1) if when else "an earlier date"
 
 
 def write_doc(md: list[str]) -> None:
@@ -242,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
               f"in {r['seconds']:.0f} s", flush=True)
         results.append(r)
     command = "python bench/mutation.py" + (" " + " ".join(args.modules) if args.modules else "")
-    md = _md(results, command)
+    previous = DOC.read_text() if DOC.exists() and args.modules else ""
+    md = _md(results, command, kept_from(previous, [r["module"] for r in results]))
     print("\n".join(md))
     (ROOT / "out").mkdir(exist_ok=True)
     (ROOT / "out" / "mutation.json").write_text(json.dumps(results, indent=1))

@@ -169,7 +169,7 @@ def _torch_greedy(tl, requests):
     from evaluator.backends import Unsupported
 
     try:
-        return [g.text for g in tl.generate(tl.prepare(GENERATION, requests), 4)]
+        return [(g.text, g.generated_tokens, g.stop_reason) for g in tl.generate(tl.prepare(GENERATION, requests), 4)]
     except Unsupported:
         pass
     import torch
@@ -186,7 +186,8 @@ def _torch_greedy(tl, requests):
             gen = tl.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=r.max_new_tokens,
                                     do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id)
             new = [t for t in gen[0, ids.shape[1]:].tolist() if t not in eos]
-            out.append(tok.decode(new, skip_special_tokens=True))
+            ended = len(new) < gen.shape[1] - ids.shape[1]  # an EOS ended it (computed, so counted)
+            out.append((tok.decode(new, skip_special_tokens=True), len(new) + ended, "eos" if ended else "length"))
     return out
 
 
@@ -208,8 +209,13 @@ def test_greedy_generations_match_torch_fp32(pulled, torch_texts, variant, minim
         gens = loaded.generate(loaded.prepare(GENERATION, reqs), 4)
     finally:
         loaded.close()
-    same = sum(g.text == t for g, t in zip(gens, torch_texts, strict=True)) / len(gens)
+    same = sum(g.text == t for g, (t, _n, _r) in zip(gens, torch_texts, strict=True)) / len(gens)
     print(f"\n{variant}: greedy text identical to torch fp32 on {same:.0%} of {len(gens)} prompts")
+    # Token counts follow one convention on every backend (an answer's EOS was computed, so it counts):
+    # per-token energy and decode speed compare like with like.
+    for g, (t, n, reason) in zip(gens, torch_texts, strict=True):
+        if g.text == t:
+            assert (g.generated_tokens, g.stop_reason) == (n, reason), (variant, t)
     assert all(g.generated_tokens <= MAX_NEW and g.stop_reason in ("eos", "stop", "length") for g in gens)
     assert all(g.text for g in gens)
     assert same >= minimum

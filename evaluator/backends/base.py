@@ -74,6 +74,9 @@ class Generation:
 
     text: str
     prompt_tokens: int
+    #: Every token the model produced, one per forward pass: the EOS that ended the answer included (it was
+    #: computed), and the tokens of a stop text that was cut off. The same convention on every backend, so
+    #: energy per token and decode tokens/s compare like with like.
     generated_tokens: int
     stop_reason: str  # "eos" | "stop" | "length"
 

@@ -40,6 +40,9 @@ INSTALL_HINT = ("install the runtimes extra: `pip install -e '.[runtimes]'` (or 
 #: Context window used for every model (requests longer than this are refused, never truncated).
 N_CTX = 4096
 N_BATCH = 512
+#: Revision of this backend's request handling, part of its version (and so of every cell key): 2 counts an
+#: answer's EOS among its generated tokens, as every backend does (revision 1 did not).
+REVISION = 2
 #: GGUF file types made from the fp32 weights: variant weights -> (llama_ftype, label).
 DERIVED_TYPES = {"q8_0": (7, "Q8_0"), "f16": (1, "F16")}
 
@@ -93,7 +96,7 @@ class LlamaCppBackend(Backend):
         """llama-cpp-python's version (it pins the llama.cpp it builds)."""
         import llama_cpp
 
-        return f"llama-cpp-python {llama_cpp.__version__}"
+        return f"llama-cpp-python {llama_cpp.__version__}, frugal r{REVISION}"
 
     def environment(self) -> dict[str, Any]:
         """Version and the build's system info (which SIMD kernels it has)."""
@@ -308,7 +311,7 @@ class LlamaCppLoaded(Loaded):
         if reason == "stop":
             cut = min(text.find(s) for s in req.stop if s in text)
             text = text[:cut]
-        return Generation(text, n, len(new), reason)
+        return Generation(text, n, len(new) + (reason == "eos"), reason)  # the EOS was computed: it counts
 
     def footprint(self) -> dict[str, Any]:
         """Parameters, file size, GGUF type and the file's sha256."""

@@ -451,7 +451,7 @@ class ArrayLoaded(Loaded):
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             if reason == "stop":
                 text = text[:min(text.find(s) for s in req.stop if s in text)]
-            out.append(Generation(text, n, len(new), reason))
+            out.append(Generation(text, n, len(new) + (reason == "eos"), reason))  # the EOS was computed: it counts
         return out
 
     def embed(self, texts: Sequence[str], batch_size: int) -> Any:
