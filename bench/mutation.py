@@ -185,7 +185,8 @@ def _md(results: list[dict], command: str, kept: tuple[list[str], list[str], str
           f"(mutmut {_mutmut_version()}, Python {sys.version.split()[0]})"
           + (f"; the rows of the other modules are from the previous run ({when})" if rows else "")
           + f". Target: at least {TARGET_SCORE:.0%} of mutants killed in every module.", "",
-          "| module | tests | mutants | killed | survived | score | time |", "|---|---|---:|---:|---:|---:|---:|", *rows]
+          "| module | tests | mutants | killed | survived | score | time |", "|---|---|---:|---:|---:|---:|---:|",
+          *rows]
     for r in results:
         args = r["tests"]
         files = [t for i, t in enumerate(args) if t.startswith("tests/") and not (i and args[i - 1].startswith("-"))]
