@@ -218,12 +218,12 @@ def main() -> int:
                 raw["speed"][f"{name}:{v}"] = sp
             acc = statistics.fmean(c.accuracy for c in mine) if mine else None
             e1k = statistics.fmean(c.energy_j_per_1k for c in mine) if mine else None
-            rows.append((name, v, (mine or gen)[0].backend if mine or gen else resolve_variant(v).backend, acc, e1k,
-                         sp, max((c.peak_rss_mb or 0) for c in mine + gen) if mine or gen else None,
-                         (mine or gen)[0].size_mb if mine or gen else None,
-                         (mine or gen)[0].load_s if mine or gen else None,
-                         (mine or gen)[0].weight_dtype if mine or gen else None, any(c.fallback_kernel for c in mine),
-                         failed[0].error if failed and not mine else None, _generation(gen)))
+            first = (mine or gen or [None])[0]
+            rows.append((name, v, first.backend if first else resolve_variant(v).backend, acc, e1k,
+                         sp, max((c.peak_rss_mb or 0) for c in mine + gen) if first else None,
+                         first and first.size_mb, first and first.load_s, first and first.weight_dtype,
+                         any(c.fallback_kernel for c in mine), failed[0].error if failed and not mine else None,
+                         _generation(gen)))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
         if spec.kind == "causal-lm" and backend_availability("llamacpp") is None:
             task = next(t for t in load_suite("finance").tasks if t.type == "classification")

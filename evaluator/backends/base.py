@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -79,6 +79,34 @@ class Generation:
     #: energy per token and decode tokens/s compare like with like.
     generated_tokens: int
     stop_reason: str  # "eos" | "stop" | "length"
+
+
+def greedy(req: GenerationRequest, prompt_tokens: int, logits: Any, step: Callable[[int, int], Any],
+           eos_ids: frozenset[int], decode: Callable[[list[int]], str]) -> Generation:
+    """The greedy loop of a backend that decodes one sequence token by token (llama.cpp, ONNX, OpenVINO).
+
+    ``logits``: the prompt's last-position logits; ``step(token, position)`` runs one new token at that
+    position and returns the next logits; ``decode(ids)``: the tokens' text. Stops at an EOS id, a stop
+    text (cut off) or ``max_new_tokens``, and counts tokens as :class:`Generation` says (the EOS counts).
+    """
+    new: list[int] = []
+    reason = "length"
+    while len(new) < req.max_new_tokens:
+        tok = int(logits.argmax())
+        if tok in eos_ids:
+            reason = "eos"
+            break
+        new.append(tok)
+        if req.stop and any(s in decode(new) for s in req.stop):
+            reason = "stop"
+            break
+        if len(new) >= req.max_new_tokens:
+            break
+        logits = step(tok, prompt_tokens + len(new) - 1)
+    text = decode(new)
+    if reason == "stop":
+        text = text[:min(text.find(s) for s in req.stop if s in text)]
+    return Generation(text, prompt_tokens, len(new) + (reason == "eos"), reason)
 
 
 @dataclass

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.backends.base import GENERATION, LOGLIKELIHOOD, Backend, Generation, GenerationRequest, Loaded
+from evaluator.backends.base import (
+    GENERATION,
+    LOGLIKELIHOOD,
+    Backend,
+    Generation,
+    GenerationRequest,
+    Loaded,
+    greedy,
+)
 from evaluator.errors import FrugalError
 from evaluator.failures import NonFiniteOutputs
 
@@ -291,27 +299,9 @@ class LlamaCppLoaded(Loaded):
         return out
 
     def _generate_one(self, req: GenerationRequest, ids: tuple[int, ...]) -> Generation:
-        logits = self._decode(ids, 0, all_logits=False)
-        n, new, reason = len(ids), [], "length"
-        while len(new) < req.max_new_tokens:
-            tok = int(logits.argmax())
-            if tok in self.eos_ids:
-                reason = "eos"
-                break
-            new.append(tok)
-            if req.stop:
-                text = self.tokenizer.decode(new, skip_special_tokens=True)
-                if any(s in text for s in req.stop):
-                    reason = "stop"
-                    break
-            if len(new) >= req.max_new_tokens:
-                break
-            logits = self._decode([tok], n + len(new) - 1, all_logits=False)
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        if reason == "stop":
-            cut = min(text.find(s) for s in req.stop if s in text)
-            text = text[:cut]
-        return Generation(text, n, len(new) + (reason == "eos"), reason)  # the EOS was computed: it counts
+        return greedy(req, len(ids), self._decode(ids, 0, all_logits=False),
+                      lambda tok, pos: self._decode([tok], pos, all_logits=False), self.eos_ids,
+                      lambda new: self.tokenizer.decode(new, skip_special_tokens=True))
 
     def footprint(self) -> dict[str, Any]:
         """Parameters, file size, GGUF type and the file's sha256."""

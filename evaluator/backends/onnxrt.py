@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.backends.base import EMBEDDING, GENERATION, LOGLIKELIHOOD, Backend, Generation, Loaded
+from evaluator.backends.base import (
+    EMBEDDING,
+    GENERATION,
+    LOGLIKELIHOOD,
+    Backend,
+    Generation,
+    GenerationRequest,
+    Loaded,
+    greedy,
+)
 from evaluator.errors import FrugalError
 from evaluator.failures import NonFiniteOutputs
 
@@ -425,34 +434,25 @@ class ArrayLoaded(Loaded):
         A graph without a cache (an architecture the exporter could not trace with one) runs the whole
         sequence again for each new token.
         """
-        out = []
-        for req, ids in prepared:
-            if self.kv is not None:
-                past: dict[str, Any] = self.kv.empty(1)
-                logits, past = self._step(ids, past, 0)
-            else:
-                logits = self._run([list(ids)])[0, len(ids) - 1]
-            n, new, reason = len(ids), [], "length"
-            while len(new) < req.max_new_tokens:
-                tok = int(logits.argmax())
-                if tok in self.eos_ids:
-                    reason = "eos"
-                    break
-                new.append(tok)
-                if req.stop and any(s in self.tokenizer.decode(new, skip_special_tokens=True) for s in req.stop):
-                    reason = "stop"
-                    break
-                if len(new) >= req.max_new_tokens:
-                    break
-                if self.kv is not None:
-                    logits, past = self._step([tok], past, n + len(new) - 1)
-                else:
-                    logits = self._run([[*ids, *new]])[0, n + len(new) - 1]
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
-            if reason == "stop":
-                text = text[:min(text.find(s) for s in req.stop if s in text)]
-            out.append(Generation(text, n, len(new) + (reason == "eos"), reason))  # the EOS was computed: it counts
-        return out
+        return [self._generate_one(req, ids) for req, ids in prepared]
+
+    def _generate_one(self, req: GenerationRequest, ids: tuple[int, ...]) -> Generation:
+        if self.kv is not None:
+            logits, past = self._step(ids, self.kv.empty(1), 0)
+
+            def step(tok: int, pos: int) -> Any:
+                nonlocal past
+                out, past = self._step([tok], past, pos)
+                return out
+        else:
+            seq = list(ids)
+            logits = self._run([seq])[0, -1]
+
+            def step(tok: int, pos: int) -> Any:
+                seq.append(tok)
+                return self._run([seq])[0, -1]
+        return greedy(req, len(ids), logits, step, self.eos_ids,
+                      lambda new: self.tokenizer.decode(new, skip_special_tokens=True))
 
     def embed(self, texts: Sequence[str], batch_size: int) -> Any:
         """Mean-pooled (or CLS), L2-normalised float32 embeddings, in input order (as torch's)."""
