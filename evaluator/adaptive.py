@@ -2,15 +2,29 @@
 
 Items are scored in rounds, in one seeded order per task shared by every (model, variant), so that the
 points of a suite stay paired: after round r, every point still in the race has seen the same first
-items of every task. After each round, per suite, a point stops when it is **confidently off the
-frontier at the tolerance**: some point that uses no more energy per item is more accurate by more than
-``tolerance_pts``, by a one-sided paired test at 95 % with a Bonferroni correction over every test the
-race of that suite can make (points x rounds). Such a point can be neither the recommendation nor the
-best nor the runner-up (the cheaper, more accurate point beats it in each role), so stopping it never
-changes the verdict, up to the test's error rate.
+items of every task. After each round, per suite, the **leader** is the recommendation on the items seen
+so far (the cheapest point within ``tolerance_pts`` of the most accurate one, as
+:func:`evaluator.pareto.recommend` picks it), and a point still racing stops when it is out of contention,
+by a one-sided paired test at 95 % with a Bonferroni correction over every test the race of that suite
+can make (:func:`race_tests`):
+
+- **off the frontier at the tolerance**: a point that uses no more energy per item is more accurate by
+  more than the tolerance;
+- **below the best**: some costlier point is more accurate by more than the tolerance, so this one can
+  never be within the tolerance of the best: it can be neither the recommendation nor the best;
+- **no better than the leader**: it costs more than the leader, and it is not more than the tolerance more
+  accurate than the leader or than any cheaper point still racing (upper bounds of the paired gaps), so
+  it can neither be the recommendation (a cheaper point within the tolerance is) nor push a contender out
+  of the tolerance of the best.
+
+Stopping such a point never changes the recommendation, up to the tests' error rate. A suite is
+**decided** when the leader is the only point left racing: then it stops too, and the suite's
+recommendation is settled before the items run out. (Points off the frontier can be neither the
+recommendation nor the best nor the runner-up; points stopped for the other two reasons may still be the
+best or the runner-up on the items they saw, measured less precisely.)
 
 The paired statistic is that of the suite's accuracy, the mean over its tasks
-(:func:`evaluator.stats.paired_gap`). A race ends when one point is left or the items run out.
+(:func:`evaluator.stats.paired_gap`).
 
 >>> order_items(["a", "b", "c", "d"], seed=0) == order_items(["a", "b", "c", "d"], seed=0)
 True
@@ -64,6 +78,9 @@ class RacePoint:
     energy_j_per_item: float
     outcomes: Outcomes
     active: bool = True
+    #: Whether its accuracy is above chance at 95 % (None: unknown); the leader is chosen, as the
+    #: recommendation is, among the points above chance while any is.
+    above_chance: bool | None = None
 
     @property
     def label(self) -> str:
@@ -88,39 +105,102 @@ class Stop:
     by: str = ""  # the dominating point's label
 
 
+def race_tests(n_points: int, rounds: int) -> int:
+    """The tests the Bonferroni correction of a suite's race spreads alpha over: two per point and round.
+
+    Each round, each racing point gets a test that it is out of contention from below (a point is more
+    accurate by more than the tolerance) and one from above (it is not more than the tolerance better
+    than the contenders).
+
+    >>> race_tests(12, 8)
+    192
+    """
+    return 2 * max(1, n_points) * max(1, rounds)
+
+
+def accuracy(outcomes: Outcomes) -> float | None:
+    """The suite's accuracy on the items seen: the mean over tasks of each task's share correct.
+
+    >>> accuracy({"a": {"1": True, "2": False}, "b": {"1": True}})
+    0.75
+    """
+    shares = [sum(o.values()) / len(o) for o in outcomes.values() if o]
+    return sum(shares) / len(shares) if shares else None
+
+
+def leader(points: Sequence[RacePoint], tolerance_pts: float) -> RacePoint | None:
+    """The recommendation on the items seen: the cheapest point within the tolerance of the most accurate.
+
+    Every point counts, stopped ones on the items they saw (as the run's verdict will count them), and
+    points not better than chance only when no point is.
+    """
+    scored = [(p, a) for p in points if (a := accuracy(p.outcomes)) is not None]
+    if not scored:
+        return None
+    scored = [(p, a) for p, a in scored if p.above_chance is not False] or scored
+    top = max(a for _, a in scored)
+    ok = [(p, a) for p, a in scored if (top - a) * 100 <= tolerance_pts + 1e-9]
+    return min(ok, key=lambda pa: (pa[0].energy_j_per_item, -pa[1], pa[0].label))[0]
+
+
 def race_round(points: Sequence[RacePoint], tolerance_pts: float, tests: int, alpha: float = 0.05,
                min_items: int = MIN_ITEMS) -> dict[str, Stop]:
-    """Which active points stop after this round, by label.
+    """Which active points stop after this round, by label (the module's rules, in its order).
 
-    ``tests``: the number of tests the Bonferroni correction spreads ``alpha`` over (points x rounds).
-    A point is tested against every point (active or stopped) that uses no more energy per item; it stops
-    when the strongest of those comparisons clears the corrected bar.
+    ``tests``: the number of tests the Bonferroni correction spreads ``alpha`` over (:func:`race_tests`).
+    Comparisons use the items both points saw, and need ``min_items`` of them.
     """
     crit = z_for(tests, alpha)
     margin = tolerance_pts / 100.0
+    bar = f"95 % with a correction for {tests} tests"
     out: dict[str, Stop] = {}
     for a in points:
         if not a.active:
             continue
-        best: tuple[float, RacePoint, PairedGap] | None = None
+        # the strongest comparison against a point that uses no more energy, and against any point
+        strongest: dict[bool, tuple[float, RacePoint, PairedGap]] = {}
         for b in points:
-            if b is a or b.energy_j_per_item > a.energy_j_per_item:
-                continue
-            if b.energy_j_per_item == a.energy_j_per_item and b.label > a.label:
+            if b is a or (b.energy_j_per_item == a.energy_j_per_item and b.label > a.label):
                 continue  # of two equal-energy points only one may stop the other
             gap = paired_gap(a.outcomes, b.outcomes)
             if gap is None or gap.n_items < min_items:
                 continue
             z = gap.z(margin)
-            if best is None or z > best[0]:
-                best = (z, b, gap)
+            cheaper = b.energy_j_per_item <= a.energy_j_per_item
+            if cheaper not in strongest or z > strongest[cheaper][0]:
+                strongest[cheaper] = (z, b, gap)
+        cleared = [strongest[k] for k in (True, False) if k in strongest and strongest[k][0] > crit]
+        best = cleared[0] if cleared else None  # off the frontier first, when both hold
         if best is not None and best[0] > crit:
             z, b, gap = best
+            what = ("off the frontier: {b} uses no more energy per item and is" if b.energy_j_per_item
+                    <= a.energy_j_per_item else "below the best: {b} uses more energy but is")
             out[a.label] = Stop(
-                f"off the frontier: {b.label} uses no more energy per item and is {gap.diff * 100:.1f} points "
-                f"more accurate on the {gap.n_items} items both saw (paired z {z:.2f} beyond the tolerance "
-                f"of {tolerance_pts:g} points > {crit:.2f}, 95 % with a correction for {tests} tests)", b.label)
+                f"{what.format(b=b.label)} {gap.diff * 100:.1f} points more accurate on the {gap.n_items} items "
+                f"both saw (paired z {z:.2f} beyond the tolerance of {tolerance_pts:g} points > {crit:.2f}, "
+                f"{bar})", b.label)
+    lead = leader(points, tolerance_pts)
+    if lead is not None:
+        contenders = [p for p in points if (p.active and p.label not in out
+                                            and p.energy_j_per_item <= lead.energy_j_per_item) or p is lead]
+        for a in points:
+            if not a.active or a.label in out or a.energy_j_per_item <= lead.energy_j_per_item:
+                continue
+            gaps = [paired_gap(a.outcomes, k.outcomes) for k in contenders]  # k - a
+            if not gaps or any(g is None or g.n_items < min_items for g in gaps):
+                continue
+            zs = [g.z(-margin) for g in gaps if g is not None]  # (k - a + tolerance) / se
+            if min(zs) > crit:
+                worst = max((g for g in gaps if g is not None), key=lambda g: -g.diff)
+                out[a.label] = Stop(
+                    f"no better than the leader: costs more than {lead.label} and is at most {tolerance_pts:g} "
+                    f"points more accurate than it or any cheaper point still racing (at most "
+                    f"{-worst.diff * 100:+.1f} points observed; paired z {min(zs):.2f} > {crit:.2f}, {bar})",
+                    lead.label)
     active_left = [p for p in points if p.active and p.label not in out]
     if len(active_left) == 1 and len(points) > 1:
-        out[active_left[0].label] = Stop("decided: every other point of the suite is out of contention")
+        last = active_left[0]
+        out[last.label] = Stop(
+            f"decided: {last.label} is the suite's recommendation on these items, and every other point is out "
+            "of contention" if last is lead else "decided: every other point of the suite is out of contention")
     return out

@@ -41,7 +41,7 @@ from evaluator.measure import (
 from evaluator.meters import Meter, MeterOptions, create_meter
 from evaluator.meters.estimate import cpu_model
 from evaluator.models import ModelSpec, get_spec, load_registry, registry_source, resolve
-from evaluator.pareto import mark_cells, suite_points
+from evaluator.pareto import frontier_tasks, mark_cells, suite_points
 from evaluator.records import NOT_APPLICABLE, CellResult, ItemRecord, RunResult
 from evaluator.stats import wilson_interval
 from evaluator.store import Store, now_iso
@@ -373,9 +373,11 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
     """Rounds over the grid (evaluator/adaptive.py): each round extends the cells still in their suite's race.
 
     Each (model, variant) is loaded once per round it takes part in. After each round, per suite, points
-    confidently off the frontier stop; their cells record how many items they saw and why they stopped.
+    confidently out of contention stop (off the frontier, below the best, no better than the leader), and a
+    suite whose leader is the last point racing is decided; stopped cells record how many items they saw
+    and why they stopped.
     """
-    from evaluator.adaptive import order_items, race_round, round_bounds
+    from evaluator.adaptive import order_items, race_round, race_tests, round_bounds
 
     cfg = ctx.config
     orders = {(t.suite, t.name): tuple(order_items(t.select(cfg.limit), cfg.seed, f"{t.suite}/{t.name}"))
@@ -385,7 +387,7 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
     n_rounds = cfg.rounds
     points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
     stopped: dict[tuple[str, str, str], str] = {}
-    tests = {s.name: len(the_plan.models) * len(the_plan.variants) * n_rounds for s in the_plan.suites}
+    tests = {s.name: race_tests(len(the_plan.models) * len(the_plan.variants), n_rounds) for s in the_plan.suites}
     for r in range(n_rounds):
         grows = {k for k, b in bounds.items() if b and (r == 0 or b[r] > b[r - 1])}
         if not grows:
@@ -425,13 +427,20 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
 
 def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, str, str, str], list[ItemRecord]],
                  stopped: dict[tuple[str, str, str], str]) -> list[Any]:
-    """The suite's points with every task ok (a failed cell takes its point out of the race)."""
+    """The suite's race points, on the tasks its frontier covers.
+
+    A task some model cannot do (an encoder's generation task) is left out for every point, as the
+    frontier leaves it out (evaluator/pareto.py); a point without an ok cell for each of the others (a
+    failed cell) is out of the race.
+    """
     from evaluator.adaptive import RacePoint
 
-    tasks = {t.name for t in suite.tasks}
+    mine = [c for c in cells if c.suite == suite.name]
+    tasks = frontier_tasks(mine, suite.name)[0]
+    chance = {(p.model, p.variant): p.above_chance for p in suite_points(mine).get(suite.name, [])}
     by_point: dict[tuple[str, str], list[CellResult]] = {}
-    for c in cells:
-        if c.suite == suite.name:
+    for c in mine:
+        if c.task in tasks:
             by_point.setdefault((c.model, c.variant), []).append(c)
     out = []
     for (model, variant), cs in by_point.items():
@@ -442,7 +451,8 @@ def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, s
         outcomes = {c.task: {r.item_id: r.correct for r in items.get((suite.name, c.task, model, variant), [])}
                     for c in cs}
         energy = sum(c.energy_j or 0.0 for c in cs) / max(1, sum(c.n_items for c in cs))
-        out.append(RacePoint(model, variant, energy, outcomes, (suite.name, model, variant) not in stopped))
+        out.append(RacePoint(model, variant, energy, outcomes, (suite.name, model, variant) not in stopped,
+                             chance.get((model, variant))))
     return out
 
 

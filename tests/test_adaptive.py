@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.adaptive import RacePoint, order_items, race_round, round_bounds, z_for
+from evaluator.adaptive import RacePoint, accuracy, leader, order_items, race_round, race_tests, round_bounds, z_for
 from evaluator.cli import main
 from evaluator.config import RunConfig
 from evaluator.errors import ValidationError
@@ -97,6 +97,8 @@ def test_the_race_stops_exactly_the_dominated_points_and_keeps_the_verdict(race,
             assert c.n_items < c.items_available and c.stopped_after_round is not None
             dominator = c.stopped_reason.split(": ", 1)[1].split(" fake ", 1)[0]  # named in the reason
             assert MODELS[dominator][1] <= MODELS[c.model][1] and MODELS[dominator][0] > MODELS[c.model][0]
+        elif c.stopped_reason:  # a frontier point stops only once it cannot change the recommendation
+            assert c.stopped_reason.startswith(("below the best", "no better than the leader", "decided"))
         else:
             assert c.n_items == c.items_available
     # the verdict of the race is the exhaustive run's
@@ -183,11 +185,24 @@ def test_a_cheaper_more_accurate_point_stops_the_dearer_one_only_beyond_the_tole
     assert set(out) == {"bad fp32", "close fp32", "good fp32"}
     assert out["good fp32"].reason.startswith("decided")  # the only point left in contention
     assert "good fp32" in out["bad fp32"].reason and out["bad fp32"].by == "good fp32"
-    # a tolerance wider than the gap keeps the close one in the race
+    # a tolerance wider than the gap: close is no longer off the frontier, but it costs more than good, the
+    # leader, and cannot be 15 points better than it, so it is out of contention all the same
     out = race_round([_pt("good", 1.0, good), _pt("close", 3.0, close)], 15.0, tests=6)
-    assert out == {}
-    # a more accurate point that costs more never stops a cheaper one (the cheap one is on the frontier)
-    assert race_round([_pt("good", 5.0, good), _pt("bad", 1.0, bad)], 2.0, tests=2) == {}
+    assert out["close fp32"].reason.startswith("no better than the leader") and out["close fp32"].by == "good fp32"
+    assert out["good fp32"].reason.startswith("decided: good fp32 is the suite's recommendation")
+    # a more accurate point that costs more does not put the cheaper one off the frontier, but it puts it out
+    # of contention: 40 points below the best, it can never be the recommendation
+    out = race_round([_pt("good", 5.0, good), _pt("bad", 1.0, bad)], 2.0, tests=2)
+    assert out["bad fp32"].reason.startswith("below the best: good fp32 uses more energy")
+    assert out["good fp32"].reason.startswith("decided")
+    # ... unless the gap is about the tolerance: the cheap one, 2 points below, is the leader, and whether the
+    # dear one is more than 2 points better is what the race has yet to find out: both race on
+    almost = [i % 10 != 0 and i % 50 != 1 for i in range(n)]  # 88 %
+    assert race_round([_pt("good", 5.0, good), _pt("almost", 1.0, almost)], 2.0, tests=2) == {}
+    # a dear point that is worse than the cheap leader stops (it can be neither the recommendation nor
+    # move the best), although no point that costs less is more than the tolerance better than it
+    out = race_round([_pt("good", 1.0, good), _pt("almost", 5.0, almost)], 2.0, tests=2)
+    assert out["almost fp32"].reason.startswith("no better than the leader: costs more than good fp32")
 
 
 def test_too_few_items_or_a_weak_difference_stop_nothing():
@@ -195,8 +210,10 @@ def test_too_few_items_or_a_weak_difference_stop_nothing():
     assert race_round([_pt("g", 1.0, few_good), _pt("b", 2.0, few_bad)], 2.0, tests=2) == {}  # < 30 items
     n = 60
     a = [i % 3 != 0 for i in range(n)]  # 67 %
-    b = [i % 3 != 0 or i % 9 == 0 for i in range(n)]  # 7 points better only
-    assert race_round([_pt("b", 1.0, b), _pt("a", 2.0, a)], 2.0, tests=20) == {}
+    b = [i % 3 != 0 or i % 9 == 0 for i in range(n)]  # 12 points better, on 60 items only
+    assert race_round([_pt("b", 2.0, b), _pt("a", 1.0, a)], 2.0, tests=20) == {}
+    # (the other way round, b cheaper, a is dominated: it cannot beat b by 2 points, and stops)
+    assert list(race_round([_pt("b", 1.0, b), _pt("a", 2.0, a)], 2.0, tests=20)) == ["a fp32", "b fp32"]
 
 
 def test_the_correction_grows_with_the_number_of_tests():
@@ -215,6 +232,47 @@ def test_stopped_points_do_not_race_and_the_last_one_left_is_decided():
     good, bad = [True] * n, [i % 2 == 0 for i in range(n)]
     out = race_round([_pt("g", 1.0, good), _pt("b", 2.0, bad, active=False)], 2.0, tests=4)
     assert list(out) == ["g fp32"] and out["g fp32"].reason.startswith("decided")
+
+
+def test_the_leader_is_the_recommendation_on_the_items_seen():
+    n = 100
+    pts = [_pt("cheap", 1.0, [i % 10 < 7 for i in range(n)]), _pt("mid", 2.0, [i % 10 < 8 for i in range(n)]),
+           _pt("dear", 3.0, [i % 100 < 81 for i in range(n)])]
+    assert accuracy(pts[2].outcomes) == pytest.approx(0.81)
+    assert leader(pts, 2.0).label == "mid fp32"  # the cheapest within 2 points of the best (81 %)
+    assert leader(pts, 12.0).label == "cheap fp32" and leader(pts, 0.0).label == "dear fp32"
+    assert race_tests(12, 8) == 192 and leader([], 2.0) is None
+
+
+def test_a_dear_point_stops_only_when_it_cannot_push_any_contender_out_of_the_tolerance():
+    n = 1000
+    cheap = [i % 100 < 76 for i in range(n)]  # 76 %: 4 points below the best, not yet confidently beyond 3
+    lead = [i % 100 < 80 for i in range(n)]  # 80 %
+    dear = [i % 100 < 80 for i in range(n)]  # 80 %, and the same items right: the lead is as good
+    pts = [_pt("cheap", 1.0, cheap), _pt("lead", 2.0, lead), _pt("dear", 3.0, dear)]
+    # tolerance 3: the leader is lead. dear is not more than 3 points better than lead, but it may be more than
+    # 3 points better than cheap, which is still racing (it could yet be the recommendation, were the best
+    # lower): dear's accuracy can still decide between them, so it races on
+    out = race_round(pts, 3.0, tests=6)
+    assert "dear fp32" not in out
+    # with cheap out of the race (stopped earlier), dear can only be compared with the lead: it stops
+    pts[0] = _pt("cheap", 1.0, cheap, active=False)
+    out = race_round(pts, 3.0, tests=6)
+    assert out["dear fp32"].reason.startswith("no better than the leader: costs more than lead fp32")
+    assert out["lead fp32"].reason.startswith("decided: lead fp32")
+
+
+def test_a_suite_with_a_clear_winner_is_decided_before_the_items_run_out(race, tmp_path):
+    models = ("cheap-ok", "dear-good", "dear-bad")  # dear-good is 22 points better than the only cheaper point
+    adaptive = run(_cfg(race, tmp_path / "a.sqlite", adaptive=True, rounds=6, models=models))
+    exhaustive = run(_cfg(race, tmp_path / "e.sqlite", models=models))
+    reasons = {c.model: c.stopped_reason for c in adaptive.cells}
+    assert reasons["cheap-ok"].startswith("below the best: dear-good fake")
+    assert reasons["dear-bad"].startswith("off the frontier")
+    assert reasons["dear-good"].startswith("decided: dear-good fake is the suite's recommendation")
+    assert all(c.n_items < c.items_available for c in adaptive.cells)  # nobody saw every item
+    (suite,) = adaptive.frontiers
+    assert recommend(adaptive.frontiers[suite]).choice.model == recommend(exhaustive.frontiers[suite]).choice.model
 
 
 def test_round_bounds_and_orders():
@@ -359,3 +417,32 @@ def test_plan_prints_the_grid_and_runs_nothing(race, tmp_path, capsys):
     assert "2 cells" in out and "200 items per (model, variant)" in out and "expected time here" in out
     assert f"needs about {items_needed(5)} paired items" in out and "race 200 (not enough)" in out
     assert Store is not None
+
+
+def test_a_task_some_model_cannot_do_leaves_the_race_as_it_leaves_the_frontier():
+    """An encoder and a generation task (status n/a): the encoder races on the other tasks, not 'failed'."""
+    from types import SimpleNamespace
+
+    from evaluator.records import CellResult, ItemRecord
+    from evaluator.runner import _race_points
+
+    def cell(task: str, model: str, status: str = "ok") -> CellResult:
+        return CellResult("s", task, model, "fp32", status, n_items=40 if status == "ok" else 0,
+                          n_correct=30, accuracy=0.75 if status == "ok" else None,
+                          energy_j=4.0 if status == "ok" else None)
+
+    cells = [cell("t1", "enc"), cell("gen", "enc", "n/a"), cell("t1", "lm"), cell("gen", "lm"),
+             cell("t1", "broken"), cell("gen", "broken", "failed")]
+    items = {("s", c.task, c.model, "fp32"): [ItemRecord(str(i), 0, 0 if i < 30 else 1, 0, ()) for i in range(40)]
+             for c in cells if c.status == "ok"}
+    stopped: dict = {}
+    race = _race_points(SimpleNamespace(name="s"), cells, items, stopped)
+    # the generation task is left out for every point, as the frontier leaves it out: broken's failed
+    # generation cell does not matter either
+    assert sorted(p.model for p in race) == ["broken", "enc", "lm"] and not stopped
+    assert all(set(p.outcomes) == {"t1"} for p in race)
+    assert all(p.above_chance is None for p in race)  # no chance level known for these hand-made cells
+    # without the encoder the suite's frontier covers both tasks: a failed cell takes its point out
+    race = _race_points(SimpleNamespace(name="s"), [c for c in cells if c.model != "enc"], items, stopped)
+    assert [p.model for p in race] == ["lm"] and set(race[0].outcomes) == {"t1", "gen"}
+    assert stopped == {("s", "broken", "fp32"): "failed: a task of the suite has no result"}
