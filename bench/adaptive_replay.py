@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluator.adaptive import RacePoint, order_items, race_round, race_tests, round_bounds  # noqa: E402
+from evaluator.adaptive import RacePoint, order_items, race_bounds, race_round, race_tests  # noqa: E402
 from evaluator.pareto import frontier_tasks, recommend, suite_points  # noqa: E402
 from evaluator.records import CellResult, ItemRecord  # noqa: E402
 from evaluator.store import Store  # noqa: E402
@@ -74,7 +74,7 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
     n_task = {t: next(c.n_items for c in cs if c.task == t) for t in tasks}
     orders = {t: order_items([r.item_id for r in items[(suite, t, cs[0].model, cs[0].variant)]], args.seed,
                              f"{suite}/{t}") for t in tasks}
-    bounds = {t: round_bounds(n_task[t], args.rounds, first=2 * args.batch_size) for t in tasks}
+    bounds = {t: race_bounds(n_task[t], args.rounds, args.batch_size) for t in tasks}
     cell = {(c.task, c.model, c.variant): c for c in cs}
     pts = sorted(p for p in {(c.model, c.variant) for c in cs} if all((t, *p) in cell for t in tasks))
     cs = [c for c in cs if (c.model, c.variant) in pts and c.task in tasks]

@@ -3,9 +3,12 @@
 The scoring pass is prepared outside the window (tokenised, probe trained) and warmed up on one batch.
 Then each item is scored once (``repeats=1``, the default): the pass runs batch by batch, and the
 batches are grouped into measured **windows**, each at least the meter's minimum window long (a counter's
-update period; one batch per window with the estimate). A pass shorter than :data:`MIN_WINDOWS` windows (a
-cell of one batch) is repeated until it fills them, so that every cell has an interval. ``repeats=N`` scores
-the whole pass N times (the windows of every pass pool together), for users who want whole-pass repeats.
+update period; one batch per window with the estimate). A pass of fewer batches than :data:`MIN_WINDOWS`
+(a cell of one batch, an adaptive race's first round) runs in that many smaller batches instead, each item
+still scored once; a pass that still falls short of the windows (a counter's window longer than the
+pass, or fewer items than windows) is repeated until it fills them, so that every cell has an interval.
+``repeats=N`` scores the whole pass N times (the windows of every pass pool together), for users who want
+whole-pass repeats.
 
 Energy for the cell's items is their count times the energy per item over all windows (sum of energy /
 sum of items scored). Its 95 % interval is the t-interval of the per-item energy of the windows, times
@@ -103,6 +106,8 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
     if not 0 <= start < stop <= scoring.n_items:
         raise ValueError(f"no items to measure in {start}:{stop} of {scoring.n_items}")
     step = max(1, scoring.chunk)
+    if repeats == 1 and -(-(stop - start) // step) < min_windows <= stop - start:
+        step = -(-(stop - start) // min_windows)  # a short pass: smaller batches, one per window
     chunks = [(a, min(a + step, stop)) for a in range(start, stop, step)]
     scoring.warm()
     reset_peak_rss()

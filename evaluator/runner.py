@@ -377,13 +377,12 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
     suite whose leader is the last point racing is decided; stopped cells record how many items they saw
     and why they stopped.
     """
-    from evaluator.adaptive import order_items, race_round, race_tests, round_bounds
+    from evaluator.adaptive import order_items, race_bounds, race_round, race_tests
 
     cfg = ctx.config
     orders = {(t.suite, t.name): tuple(order_items(t.select(cfg.limit), cfg.seed, f"{t.suite}/{t.name}"))
               for t in the_plan.tasks}
-    # the first round holds two batches of each task, so that it measures two windows without repeating items
-    bounds = {k: round_bounds(len(v), cfg.rounds, first=2 * cfg.batch_size) for k, v in orders.items()}
+    bounds = {k: race_bounds(len(v), cfg.rounds, cfg.batch_size) for k, v in orders.items()}
     n_rounds = cfg.rounds
     points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
     stopped: dict[tuple[str, str, str], str] = {}

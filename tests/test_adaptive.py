@@ -386,12 +386,19 @@ def test_one_pass_scores_each_item_once_in_several_windows():
     assert len(m3.scores) == 40
 
 
-def test_a_short_pass_is_repeated_until_it_fills_the_minimum_windows():
+def test_a_short_pass_runs_in_smaller_batches_or_is_repeated_until_it_fills_the_minimum_windows():
     meter = create_meter("estimate", MeterOptions())
-    p = _Pass(6, 8)  # one batch: scored again for the second window
+    p = _Pass(6, 8)  # one batch: two batches of three, one per window, each item scored once
     m = measure(meter, "w", p.scoring(), 1, 0.0)
-    assert MIN_WINDOWS == 2 and len(m.windows) == MIN_WINDOWS and p.calls == [2] * 6
-    assert len(m.scores) == 6 and m.deterministic is True  # accuracy from each item's first score
+    assert MIN_WINDOWS == 2 and len(m.windows) == MIN_WINDOWS and p.calls == [1] * 6
+    assert [w.items for w in m.windows] == [3, 3] and [s.item_id for s in m.scores] == [str(i) for i in range(6)]
+    p1 = _Pass(1, 8)  # one item cannot be split: scored again for the second window
+    m1 = measure(meter, "w", p1.scoring(), 1, 0.0)
+    assert len(m1.windows) == MIN_WINDOWS and p1.calls == [2]
+    assert len(m1.scores) == 1 and m1.deterministic is True  # accuracy from each item's first score
+    p2 = _Pass(6, 8)  # whole-pass repeats keep the batch (each pass fills its window)
+    measure(meter, "w", p2.scoring(), 2, 0.0)
+    assert p2.calls == [2] * 6
     p3 = _Pass(10, 8)  # two batches fill two windows: nothing repeated
     assert len(measure(meter, "w", p3.scoring(), 1, 0.0).windows) == 2 and p3.calls == [1] * 10
 
