@@ -203,9 +203,10 @@ def suite_view(result: Any, suite: str, tolerance: float) -> None:
         measured_on(result)
         grade_badges(points)
         if any(c.stopped_reason for c in cells):
-            st.caption(":material/speed: **Adaptive evaluation**: points confidently off the frontier stopped early "
-                       "(paired test at 95 %, corrected for the number of tests); their figures are those of the "
-                       "items they saw. See *adaptive evaluation* below.")
+            st.caption(":material/speed: **Adaptive evaluation**: points stopped early once they were out of "
+                       "contention for the recommendation, and a decided suite stopped whole (paired tests at 95 %, "
+                       "corrected for the number of tests); their figures are those of the items they saw. See "
+                       "*adaptive evaluation* below.")
         st.dataframe(points_frame(points, cells), hide_index=True, width="stretch",
                      column_config={"grade": st.column_config.TextColumn("grade", help=GRADE_HELP)})
     C.failed_cells_box(result, suite)

@@ -240,7 +240,7 @@ def quick_demo_box(runs: list[dict[str, Any]], busy: bool) -> None:
             st.markdown(f"**Quick demo**: {', '.join(d['suites'])}{choice}"
                         + f" · {' + '.join(d['models'])} · "
                         f"{' and '.join(d['variants'])} · {d['limit']} items a task"
-                        + (", adaptive (points off the frontier stop early)" if d.get("adaptive") else "") + "."
+                        + (", adaptive (points out of contention stop early)" if d.get("adaptive") else "") + "."
                         + size)
         running = C.active_jobs()
         clicked = cols[1].button(start_label("Run the quick demo", bool(running)), icon=":material/rocket_launch:",
@@ -457,11 +457,13 @@ def custom_run_section(status: dict[str, str], reg: dict[str, Any]) -> None:
     meter = c3.selectbox("Energy meter", list(METERS), index=list(METERS).index("auto"), key="meter",
                          help="; ".join(f"{k}: {v[1]}" for k, v in METERS.items()))
 
-    adaptive = st.toggle("Adaptive evaluation: stop points that are confidently off the frontier", value=False,
+    adaptive = st.toggle("Adaptive evaluation: stop points once they are out of contention", value=False,
                          key="adaptive", help="Items are scored in rounds, in one seeded order shared by every "
-                         "point; after each round, a point that a cheaper point beats by more than the tolerance "
-                         "(paired test, 95 %, corrected for the number of tests) stops. The verdict stays that of "
-                         "scoring everything, at a fraction of the time (docs/methodology.md).")
+                         "point; after each round (paired tests, 95 %, corrected for the number of tests) a point "
+                         "stops when another beats it by more than the tolerance, or when it costs more than the "
+                         "current recommendation and cannot beat it by more than the tolerance; a suite whose "
+                         "recommendation is the last point racing is decided. The verdict stays that of scoring "
+                         "everything, at a fraction of the time (docs/methodology.md).")
     with st.expander("Where to run", icon=":material/hub:"):
         executor = st.radio("Executor", ["local", "ray"], horizontal=True, key="executor",
                             help="local: this machine, one cell after another. ray: the (model, variant) groups "

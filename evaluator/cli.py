@@ -65,7 +65,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, help="whole passes over the items (default 1: each item scored once; "
                    "the energy interval comes from the windows within the pass)")
     p.add_argument("--adaptive", action="store_true", default=None,
-                   help="score items in rounds; points confidently off the frontier stop early")
+                   help="score items in rounds; points out of contention stop early, a decided suite stops")
     p.add_argument("--rounds", type=int, help="adaptive rounds (default 8)")
     p.add_argument("--seed", type=int, help="seed of the adaptive item order (default 0)")
     p.add_argument("--plan", action="store_true", help="print the grid, its expected time here and the items "
@@ -278,7 +278,7 @@ def _print_plan(config: RunConfig, diff_pts: float) -> int:
          f"variant(s) = {the_plan.n_cells} cells ({est.n_reused} reused from the store), "
          f"{sum(n_items.values())} items per (model, variant)")
     _out(f"expected time here: {fmt_seconds(est.total_s)} for the whole grid" +
-         (" (adaptive: at most this; points off the frontier stop early)" if config.adaptive else "") +
+         (" (adaptive: at most this; points out of contention stop early)" if config.adaptive else "") +
          f" [from: {', '.join(sorted(est.sources))}]")
     for variant, (why, slowdown, source) in est.fallbacks.items():
         _out(f"  {term(variant)} runs on a fallback kernel here ({term(why)}): about {slowdown:.1f}x fp32's time "

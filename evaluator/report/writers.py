@@ -212,8 +212,10 @@ def _suite_section(suite: str, index: int, points: list[SuitePoint], result: Run
                    rows, "points")
     if race:
         table = Html('<p class="muted">Adaptive evaluation: items in rounds, in one seeded order shared by every '
-                     "point; a point confidently off the frontier at the tolerance stopped early (paired test, "
-                     "95 % with a correction for the number of tests). Its figures are those of the items it "
+                     "point; a point stopped early once it was out of contention for the recommendation (off "
+                     "the frontier or below the best by more than the tolerance, or dearer than the leader and "
+                     "not more than the tolerance better), and a decided suite stopped whole (paired tests, 95 % "
+                     "with a correction for the number of tests). Its figures are those of the items it "
                      "saw.</p>" + table)
     body = (f"{rec_html}{note}<p class=\"muted\">{_e(energy_axis_title(points))}. Suite accuracy is the mean of "
             f"its tasks; energy labels A (least) to E (most) are placed on a log scale between this suite's lowest "
