@@ -1,7 +1,6 @@
 """The measurement protocol of one cell: warm-up, measured windows, idle subtraction, intervals.
 
-The scoring pass is prepared outside the window (tokenised, probe trained) and warmed up on one batch (on
-one item for the later cells of a loaded model: the first cell after the load has warmed the model up).
+The scoring pass is prepared outside the window (tokenised, probe trained) and warmed up on one batch.
 Then each item is scored once (``repeats=1``, the default): the pass runs batch by batch, and the
 batches are grouped into measured **windows**, each at least the meter's minimum window long (a counter's
 update period; one batch per window with the estimate). A pass of fewer batches than :data:`MIN_WINDOWS`
@@ -98,12 +97,10 @@ class Measured:
 
 
 def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_w: float,
-            start: int = 0, stop: int | None = None, min_windows: int = MIN_WINDOWS, warm: bool = True) -> Measured:
+            start: int = 0, stop: int | None = None, min_windows: int = MIN_WINDOWS) -> Measured:
     """Warm up, then score items ``start:stop`` of the pass ``repeats`` times in at least ``min_windows`` windows.
 
     An adaptive round asks for fewer windows when the cell already has some (the cell's windows pool).
-    ``warm=False`` (a later cell of a model an earlier cell of the same load has warmed up) warms up on one
-    item instead of one batch: the model's one-time costs are paid, and the task's own code path is run once.
     """
     stop = scoring.n_items if stop is None else stop
     if not 0 <= start < stop <= scoring.n_items:
@@ -112,10 +109,7 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
     if repeats == 1 and -(-(stop - start) // step) < min_windows <= stop - start:
         step = -(-(stop - start) // min_windows)  # a short pass: smaller batches, one per window
     chunks = [(a, min(a + step, stop)) for a in range(start, stop, step)]
-    if warm:
-        scoring.warm()
-    else:
-        scoring.run_items(start, start + 1)
+    scoring.warm()
     reset_peak_rss()
     first: dict[int, list[ItemScore]] = {}
     deterministic: bool | None = None

@@ -239,7 +239,6 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
     load_s = time.perf_counter() - t0
     footprint = loaded.footprint()
     measured: set[str] = set()
-    warmed = False  # one batch of warm-up per load; later cells of the same load warm up on one item
     try:
         for d in todo:
             t, key = d.task, d.key
@@ -252,10 +251,8 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                       "items": len(d.items), "extends": d.base[0].n_items if d.base else 0})
             error = None
             try:
-                cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows,
-                                            warm=not warmed)
+                cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows)
                 ctx.store.add_cell(ctx.run_id, cell, items)
-                warmed = True
             except Exception as exc:  # noqa: BLE001 - one failed cell never loses the others
                 error = describe(exc, rt.backend.oom_types())
             if error is not None:
@@ -315,8 +312,7 @@ def _stored_measurement(cell: CellResult, recs: list[ItemRecord]) -> Measured:
 
 
 def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _Runtime, load_s: float,
-                  footprint: dict[str, Any], min_windows: int = MIN_WINDOWS,
-                  warm: bool = True) -> tuple[CellResult, list[ItemRecord]]:
+                  footprint: dict[str, Any], min_windows: int = MIN_WINDOWS) -> tuple[CellResult, list[ItemRecord]]:
     cfg, task = ctx.config, todo.task
     ttype = get_task_type(task.type)
     done = {r.item_id for r in todo.base[1]} if todo.base else set()
@@ -324,7 +320,7 @@ def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _
     scoring = ttype.prepare(task, new, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
     earlier = _stored_measurement(*todo.base) if todo.base else None
     m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w,
-                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows, warm=warm)
+                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows)
     if earlier is not None:
         m = combine([earlier, m])
         order = {it.id: i for i, it in enumerate(todo.items)}

@@ -453,19 +453,3 @@ def test_a_task_some_model_cannot_do_leaves_the_race_as_it_leaves_the_frontier()
     race = _race_points(SimpleNamespace(name="s"), [c for c in cells if c.model != "enc"], items, stopped)
     assert [p.model for p in race] == ["lm"] and set(race[0].outcomes) == {"t1", "gen"}
     assert stopped == {("s", "broken", "fp32"): "failed: a task of the suite has no result"}
-
-
-def test_a_later_cell_of_a_loaded_model_warms_up_on_one_item_not_a_batch():
-    meter = create_meter("estimate", MeterOptions())
-    warmed: list[str] = []
-    p = _Pass(40, 8)
-    sp = p.scoring()
-    sp = ScoringPass(sp.method, sp.run_items, sp.n_items, lambda: warmed.append("batch") or sp.run_items(0, 8),
-                     chunk=8)
-    measure(meter, "w", sp, 1, 0.0)
-    assert warmed == ["batch"] and p.calls[:8] == [2] * 8 and p.calls[8:] == [1] * 32
-    p.calls = [0] * 40
-    m = measure(meter, "w", sp, 1, 0.0, start=16, stop=40, warm=False)
-    assert warmed == ["batch"]  # no batch warm-up: one item, the first of the range, scored once more
-    assert p.calls[16] == 2 and p.calls[17:] == [1] * 23 and p.calls[:16] == [0] * 16
-    assert [s.item_id for s in m.scores] == [str(i) for i in range(16, 40)]
