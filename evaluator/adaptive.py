@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TypeVar
 
+from evaluator.pareto import choose
 from evaluator.stats import Outcomes, PairedGap, paired_gap
 
 T = TypeVar("T")
@@ -146,13 +147,12 @@ def leader(points: Sequence[RacePoint], tolerance_pts: float) -> RacePoint | Non
     Every point counts, stopped ones on the items they saw (as the run's verdict will count them), and
     points not better than chance only when no point is.
     """
-    scored = [(p, a) for p in points if (a := accuracy(p.outcomes)) is not None]
+    scored = sorted(((p, a) for p in points if (a := accuracy(p.outcomes)) is not None),
+                    key=lambda pa: pa[0].label)  # ties between equal points go to the first label
     if not scored:
         return None
-    scored = [(p, a) for p, a in scored if p.above_chance is not False] or scored
-    top = max(a for _, a in scored)
-    ok = [(p, a) for p, a in scored if (top - a) * 100 <= tolerance_pts + 1e-9]
-    return min(ok, key=lambda pa: (pa[0].energy_j_per_item, -pa[1], pa[0].label))[0]
+    return choose(scored, tolerance_pts, lambda pa: pa[1], lambda pa: pa[0].energy_j_per_item,
+                  lambda pa: pa[0].above_chance)[2][0]
 
 
 def race_round(points: Sequence[RacePoint], tolerance_pts: float, tests: int, alpha: float = 0.05,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from evaluator.records import NOT_APPLICABLE, CellResult, ItemRecord, SuitePoint
 from evaluator.stats import PairedGap, paired_gap
@@ -220,6 +221,33 @@ def _ci(p: SuitePoint) -> str:
     return f"95% CI {p.accuracy_ci_low:.0%}-{p.accuracy_ci_high:.0%}"
 
 
+P = TypeVar("P")
+
+
+def choose(points: Sequence[P], tolerance_pts: float, accuracy: Callable[[P], float],
+           energy: Callable[[P], float], above_chance: Callable[[P], bool | None]) -> tuple[list[P], P, P]:
+    """The recommendation rule, on any kind of point: (eligible, best, choice).
+
+    Eligible: the points not known to be at chance, or all of them when every point is. Best: the most
+    accurate eligible point (the cheaper of equals). Choice: the cheapest eligible point within
+    ``tolerance_pts`` points of the best (the more accurate of equals; then the first in ``points``).
+    The final verdict (:func:`recommend`) and the adaptive race's leader both use it, so the race
+    follows the rule the run's verdict will apply.
+
+    >>> eligible, best, choice = choose([(0.80, 9.0, True), (0.79, 2.0, True), (0.90, 1.0, False)], 2.0,
+    ...                                 lambda p: p[0], lambda p: p[1], lambda p: p[2])
+    >>> len(eligible), best, choice
+    (2, (0.8, 9.0, True), (0.79, 2.0, True))
+    """
+    if not points:
+        raise ValueError("choose() needs at least one point")
+    eligible = [p for p in points if above_chance(p) is not False] or list(points)
+    best = max(eligible, key=lambda p: (accuracy(p), -energy(p)))
+    ok = [p for p in eligible if (accuracy(best) - accuracy(p)) * 100 <= tolerance_pts + 1e-9]
+    choice = min(ok, key=lambda p: (energy(p), -accuracy(p)))
+    return eligible, best, choice
+
+
 def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recommendation | None:
     """Name the lowest-energy point within a tolerance of the best accuracy, in plain sentences.
 
@@ -228,10 +256,8 @@ def recommend(points: Sequence[SuitePoint], tolerance_pts: float = 2.0) -> Recom
     """
     if not points:
         return None
-    eligible = [p for p in points if p.above_chance is not False] or list(points)
-    best = max(eligible, key=lambda p: (p.accuracy, -p.energy_j_per_1k))
-    ok = [p for p in eligible if (best.accuracy - p.accuracy) * 100 <= tolerance_pts + 1e-9]
-    choice = min(ok, key=lambda p: (p.energy_j_per_1k, -p.accuracy))
+    eligible, best, choice = choose(points, tolerance_pts, lambda p: p.accuracy, lambda p: p.energy_j_per_1k,
+                                    lambda p: p.above_chance)
     drop = (best.accuracy - choice.accuracy) * 100
     ratio = best.energy_j_per_1k / choice.energy_j_per_1k if choice.energy_j_per_1k > 0 else float("inf")
     est = " (estimated energy)" if choice.is_estimate or best.is_estimate else ""
