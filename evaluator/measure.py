@@ -96,6 +96,23 @@ class Measured:
     idle_w: float = 0.0
 
 
+def pass_chunks(start: int, stop: int, chunk: int, repeats: int, min_windows: int = MIN_WINDOWS
+                ) -> list[tuple[int, int]]:
+    """The batches one pass over items ``start:stop`` is scored in.
+
+    Batches of ``chunk`` items; a single pass (``repeats`` 1) of fewer batches than ``min_windows`` that has
+    at least ``min_windows`` items is cut into smaller batches, one per window, so that no item is scored
+    twice. The planner counts the items a cell scores from the same batches.
+
+    >>> pass_chunks(0, 40, 16, 1), pass_chunks(0, 5, 16, 1), pass_chunks(0, 5, 16, 3), pass_chunks(0, 1, 16, 1)
+    ([(0, 16), (16, 32), (32, 40)], [(0, 3), (3, 5)], [(0, 5)], [(0, 1)])
+    """
+    step = max(1, chunk)
+    if repeats == 1 and -(-(stop - start) // step) < min_windows <= stop - start:
+        step = -(-(stop - start) // min_windows)
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
+
+
 def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_w: float,
             start: int = 0, stop: int | None = None, min_windows: int = MIN_WINDOWS) -> Measured:
     """Warm up, then score items ``start:stop`` of the pass ``repeats`` times in at least ``min_windows`` windows.
@@ -105,10 +122,7 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
     stop = scoring.n_items if stop is None else stop
     if not 0 <= start < stop <= scoring.n_items:
         raise ValueError(f"no items to measure in {start}:{stop} of {scoring.n_items}")
-    step = max(1, scoring.chunk)
-    if repeats == 1 and -(-(stop - start) // step) < min_windows <= stop - start:
-        step = -(-(stop - start) // min_windows)  # a short pass: smaller batches, one per window
-    chunks = [(a, min(a + step, stop)) for a in range(start, stop, step)]
+    chunks = pass_chunks(start, stop, scoring.chunk, repeats, min_windows)
     scoring.warm()
     reset_peak_rss()
     first: dict[int, list[ItemScore]] = {}

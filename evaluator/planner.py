@@ -37,7 +37,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from evaluator.measure import MIN_WINDOWS
+from evaluator.measure import MIN_WINDOWS, pass_chunks
 from evaluator.stats import items_needed
 
 # ------------------------------------------------------------------------------------ defaults
@@ -268,14 +268,20 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
 def scored_items(n: int, repeats: int, chunk: int, min_windows: int = MIN_WINDOWS) -> int:
     """Items a cell scores in its measured windows (evaluator/measure.py).
 
-    ``repeats`` passes; a pass of fewer than ``min_windows`` batches is repeated batch by batch until it
-    fills them (with the estimate meter a window is one batch).
+    ``repeats`` passes, in the batches of :func:`evaluator.measure.pass_chunks`; when they are fewer than
+    ``min_windows``, batches are scored again, in order, until they fill them (with the estimate meter a
+    window is one batch). A single short pass is cut into one smaller batch per window instead.
 
-    >>> scored_items(152, 1, 16), scored_items(5, 1, 16), scored_items(20, 1, 16)
-    (152, 10, 20)
+    >>> scored_items(152, 1, 16), scored_items(5, 1, 16), scored_items(20, 1, 16), scored_items(1, 1, 16)
+    (152, 5, 20, 2)
+    >>> scored_items(5, 3, 16), scored_items(5, 1, 16, min_windows=8)
+    (15, 40)
     """
-    chunks = -(-n // max(1, chunk))
-    return repeats * n + max(0, min_windows - repeats * chunks) * min(chunk, n)
+    if n <= 0:
+        return 0
+    chunks = pass_chunks(0, n, chunk, repeats, min_windows)
+    runs = max(repeats * len(chunks), min_windows)
+    return sum(b - a for i in range(runs) for a, b in [chunks[i % len(chunks)]])
 
 
 def _warm_items(scoring_method: Any, batch_size: int) -> int:

@@ -403,6 +403,21 @@ def test_a_short_pass_runs_in_smaller_batches_or_is_repeated_until_it_fills_the_
     assert len(measure(meter, "w", p3.scoring(), 1, 0.0).windows) == 2 and p3.calls == [1] * 10
 
 
+def test_the_planner_counts_the_items_measure_scores():
+    """The time estimate multiplies a per-item rate by the items a cell scores: it must count them as measure()
+    does (a planner that still counted the repeat of a short pass estimated twice the time of a small run)."""
+    from evaluator.planner import scored_items
+
+    meter = create_meter("estimate", MeterOptions())
+    for n in (1, 2, 3, 5, 6, 7, 8, 9, 15, 16, 17, 40):
+        for repeats in (1, 2, 3):
+            for chunk in (1, 4, 8, 16):
+                for windows in (1, 2, 4):
+                    p = _Pass(n, chunk)
+                    measure(meter, "w", p.scoring(), repeats, 0.0, min_windows=windows)
+                    assert sum(p.calls) == scored_items(n, repeats, chunk, windows), (n, repeats, chunk, windows)
+
+
 def test_windows_pool_into_one_measurement():
     w = [Window(10, 20.0, 1.0, 1.0), Window(10, 22.0, 1.1, 1.1)]
     a = summarise([None] * 20, w)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from evaluator import textsafe
 from evaluator.errors import FrugalError, OutputError
+from evaluator.measure import MIN_WINDOWS
 from evaluator.meters import METHOD_LABELS
 from evaluator.pareto import left_out_note, recommend
 from evaluator.records import CellResult, SuitePoint
@@ -376,7 +377,8 @@ def rules(result: RunResult) -> list[tuple[str, str, str]]:
     windows = sorted({len(c.energy_windows) for c in ok if c.energy_windows})
     out.append(("Window long enough for the meter", "held (by design)",
                 "each item is scored once, batch by batch, in windows of at least the meter's minimum length (a "
-                "short pass is repeated until it fills 2 windows); "
+                f"pass of fewer than {MIN_WINDOWS} batches is cut into smaller ones, one per window; a cell of "
+                f"fewer than {MIN_WINDOWS} items is scored again until it fills them); "
                 + (f"{_span(windows)} window(s) per cell; " if windows else "")
                 + "the energy interval comes from the windows' energy per item"))
     idle = meter.get("idle_power_w")
