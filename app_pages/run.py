@@ -567,6 +567,9 @@ def estimate_notes(est: Any) -> None:
                     "measured again (to measure them again, run `frugal run --force` on the command line).")
     elif est.n_reused:
         bits.append(f"{est.n_reused} of {n} cells are already stored and will be reused (about 0 s each).")
+    if est.n_extended:
+        bits.append(f"{est.n_extended} of {n} cells are stored on fewer items: they will be **extended** with the "
+                    "new items only (the stored items are not scored again).")
     if "default" in est.sources:
         fresh = sorted({f"{c.model} [{c.variant}]" for c in est.cells if c.source == "default"})
         bits.append(f"No earlier run of {C.md(', '.join(fresh))} on this machine: their time is a rough default "

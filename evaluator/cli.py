@@ -275,7 +275,8 @@ def _print_plan(config: RunConfig, diff_pts: float) -> int:
     est = estimate_grid(config, config.store, the_plan=the_plan)
     n_items = {t.suite + "/" + t.name: len(t.select(config.limit)) for t in the_plan.tasks}
     _out(f"grid: {len(the_plan.suites)} suite(s) x {len(the_plan.models)} model(s) x {len(the_plan.variants)} "
-         f"variant(s) = {the_plan.n_cells} cells ({est.n_reused} reused from the store), "
+         f"variant(s) = {the_plan.n_cells} cells ({est.n_reused} reused from the store"
+         + (f", {est.n_extended} extending stored cells with their new items" if est.n_extended else "") + "), "
          f"{sum(n_items.values())} items per (model, variant)")
     _out(f"expected time here: {fmt_seconds(est.total_s)} for the whole grid" +
          (" (adaptive: at most this; points out of contention stop early)" if config.adaptive else "") +

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from statistics import fmean
+from statistics import fmean, median
 from typing import Any
 
 from evaluator.measure import MIN_WINDOWS, pass_chunks
@@ -157,6 +157,10 @@ class StoredCell:
     meter: str | None
     encoder_method: str | None
     backend_version: str = ""
+    setup_key: str = ""  # the cell key without its items (evaluator/cellkey.py): what an extension matches
+    items_digest: str = ""
+    windows: int = 0  # measured energy windows
+    cell_id: int = 0
 
 
 @dataclass
@@ -166,13 +170,13 @@ class Rates:
     by_mvb: dict[tuple[str, str, str], Rate] = field(default_factory=dict)
     startup_s: list[float] = field(default_factory=list)
     cells: list[StoredCell] = field(default_factory=list)
+    store: str = ""  # the store they were read from (item ids of extendable cells are read on demand)
 
     def startup(self) -> float:
         """Median job startup seen here, else the default."""
         if not self.startup_s:
             return DEFAULT_STARTUP_S
-        s = sorted(self.startup_s)
-        return s[len(s) // 2]
+        return median(self.startup_s)
 
 
 def _ts(text: Any) -> float | None:
@@ -192,7 +196,7 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
     A cell's wall time is the time between its commit and the previous commit of the same run (the first
     one counts from the run's creation); the first measured cell of a (model, variant) carries the load.
     """
-    rates = Rates()
+    rates = Rates(store=str(store_path))
     path = Path(store_path)
     if not path.is_file():
         return rates
@@ -213,8 +217,8 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
             run_created[run_id] = t_prev
             seen_mv: set[tuple[str, str]] = set()
             rows = db.execute("SELECT suite, task, model, variant, status, reused_from, result_json, created_at, "
-                              "cell_key FROM cells WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
-            for suite, task, model, variant, status, reused_from, res_j, c_at, key in rows:
+                              "cell_key, id FROM cells WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
+            for suite, task, model, variant, status, reused_from, res_j, c_at, key, cell_id in rows:
                 t = _ts(c_at)
                 wall = None if t is None or t_prev is None else max(0.0, t - t_prev)
                 t_prev = t if t is not None else t_prev
@@ -231,7 +235,8 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
                     run_id, suite, task, model, variant, backend, key, n, reps,
                     int(res.get("batch_size") or cfg.get("batch_size") or 0), env.get("cpu_model"),
                     env.get("device"), env.get("threads"), meter.get("meter") or cfg.get("meter"),
-                    cfg.get("encoder_method"), str(res.get("backend_version") or "")))
+                    cfg.get("encoder_method"), str(res.get("backend_version") or ""), str(res.get("setup_key") or ""),
+                    str(res.get("items_digest") or ""), len(res.get("energy_windows") or []), int(cell_id)))
                 rate = rates.by_mvb.setdefault((model, variant, backend), Rate())
                 (rate.gen_s_per_item if res.get("task_type") == "generation" else rate.pass_s_per_item).append(
                     dur / n)
@@ -243,10 +248,13 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
                     rate.load_s.append(float(res["load_s"]))
                 seen_mv.add((model, variant))
                 if wall is not None:
-                    warm = dur / n * min(n, _warm_items(res.get("scoring_method"), res.get("batch_size")
-                                                        or cfg.get("batch_size") or 16))
+                    # an extended cell scored only its new items in this run (its windows pool the stored ones)
+                    before = min(n - 1, int(res.get("extended_from_items") or 0))
+                    warm = dur / n * min(n - before, _warm_items(res.get("scoring_method"), res.get("batch_size")
+                                                                 or cfg.get("batch_size") or 16))
                     windows = res.get("energy_windows") or []
                     scored = sum(int(w.get("items") or 0) for w in windows) if windows else reps * passes * n
+                    scored = max(n - before, scored - before)
                     over = max(0.0, wall - load - warm - dur / n * scored)
                     rate.overhead_s.append(over)
                     rate.overhead_by_task.setdefault((suite, task), []).append(over)
@@ -326,6 +334,7 @@ class CellEstimate:
     seconds: float
     source: str  # "reused" | "measured" | "default" | "n/a" (a task the model cannot do: no time)
     reuse_exact: bool = True  # False: reuse decided by the approximate match (see the module docstring)
+    extends: int = 0  # items already stored in a cell this one extends (the runner scores only the rest)
 
 
 @dataclass(frozen=True)
@@ -352,6 +361,11 @@ class GridEstimate:
     def all_reused(self) -> bool:
         """Every cell would be reused (or is one its model cannot do, which costs nothing either)."""
         return self.n_reused > 0 and all(c.source in ("reused", "n/a") for c in self.cells)
+
+    @property
+    def n_extended(self) -> int:
+        """Cells that extend a stored cell on fewer items."""
+        return sum(c.extends > 0 for c in self.cells)
 
     @property
     def sources(self) -> set[str]:
@@ -434,6 +448,9 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                         cells.append(CellEstimate(task.suite, task.name, spec.name, var.name, n, 0.0, "reused",
                                                   exact))
                         continue
+                    base = _extension(config, spec, var, task, rates, backend)
+                    stored, windows_left = (base.n_items, max(1, MIN_WINDOWS - base.windows)) if base else \
+                        (0, MIN_WINDOWS)
                     todo += 1
                     own = (rate.gen_s_per_item if generates else rate.pass_s_per_item) if rate else []
                     if rate and (own or rate.pass_s_per_item):
@@ -450,11 +467,12 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                         per_item = DEFAULT_S_PER_ITEM_PER_MPARAM[kind] * mp * slow * factor
                         overhead, floor, source = DEFAULT_CELL_OVERHEAD_S[kind], 0.0, "default"
                     # the warm-up batch: one more pass over a batch of items
-                    warm = per_item * min(n, _warm_items("loglik" if kind != "encoder" else "", config.batch_size))
+                    warm = per_item * min(n - stored, _warm_items("loglik" if kind != "encoder" else "",
+                                                                  config.batch_size))
                     chunk = _warm_items("loglik" if kind != "encoder" else "", config.batch_size)
-                    measured = max(floor, per_item * scored_items(n, config.repeats, chunk))
+                    measured = max(floor, per_item * scored_items(n - stored, config.repeats, chunk, windows_left))
                     cells.append(CellEstimate(task.suite, task.name, spec.name, var.name, n,
-                                              overhead + warm + measured, source))
+                                              overhead + warm + measured, source, extends=stored))
             if todo:
                 load = (rate.mean("load_s") if rate else None)
                 load_total += load if load is not None else 2.0 + DEFAULT_LOAD_S_PER_MPARAM[kind] * mp
@@ -485,6 +503,56 @@ def _reused(config: Any, spec: Any, var: Any, task: Any, n: int, rates: Rates, c
                  and backend in ("auto", "", c.backend) and (c.cpu is None or c.cpu == cpu)
                  and (c.encoder_method or "auto") == config.encoder_method for c in cands)
     return approx, False
+
+
+def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, backend: str) -> StoredCell | None:
+    """The stored cell the runner would extend (its ``_extendable``), or None.
+
+    The newest ok cell of this setup whose items all lie within the selection, with the same contents; None
+    also when it cannot tell (the estimate then counts a whole new cell).
+    """
+    if getattr(config, "force", False) or not rates.store:
+        return None
+    cands = [c for c in rates.cells if (c.suite, c.task, c.model, c.variant) == (task.suite, task.name, spec.name,
+                                                                                 variant.name)
+             and c.setup_key and c.windows and backend in ("auto", "", c.backend)]
+    if not cands:
+        return None
+    try:
+        from evaluator.cellkey import setup_key
+        from evaluator.tasks.base import items_digest
+
+        items = task.select(config.limit)
+        by_id = {it.id: it for it in items}
+        setups = {_setup_of(config, spec, variant, task, c, setup_key) for c in cands}
+        found = sorted((c for c in cands if c.setup_key in setups and c.n_items < len(items)),
+                       key=lambda c: -c.cell_id)
+        if not found:
+            return None
+        db = sqlite3.connect(f"file:{rates.store}?mode=ro", uri=True, timeout=5)
+        try:
+            for c in found[:20]:
+                ids = [r[0] for r in db.execute("SELECT item_id FROM items WHERE cell_id=?", (c.cell_id,))]
+                if ids and set(ids) <= set(by_id) and items_digest([by_id[i] for i in ids]) == c.items_digest:
+                    return c
+        finally:
+            db.close()
+    except Exception:  # noqa: BLE001 - read-only guess: an unreadable store or model means "no extension"
+        return None
+    return None
+
+
+def _setup_of(config: Any, spec: Any, variant: Any, task: Any, c: StoredCell, setup_key: Any) -> str:
+    """The runner's setup key now, with the stored cell's device, threads, meter and backend version."""
+    from evaluator.cellkey import KeyContext
+    from evaluator.meters.estimate import cpu_model
+    from evaluator.models import resolve
+
+    resolved = resolve(spec)
+    local = f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None
+    kctx = KeyContext(resolved.fingerprint, c.meter or config.meter, c.device, config.threads or c.threads,
+                      c.cpu or cpu_model(), variant.backend, c.backend_version, local)
+    return str(setup_key(config, variant, task, kctx))
 
 
 def fmt_seconds(s: float) -> str:

@@ -131,7 +131,7 @@ def test_generation_tasks_cost_their_own_rate_and_nothing_for_an_encoder(tmp_pat
     choice, gen = est[("smollm2-135m", "numeracy")], est[("smollm2-135m", "figures")]
     assert choice.source == gen.source == "measured"
     # same items, same overhead: the generation cell's scored time is the factor times the choice cell's
-    over = choice.seconds - 0.1 * (5 + 5 + 5)  # 5 items scored twice (2 windows) plus the warm-up batch
+    over = choice.seconds - 0.1 * (5 + 5)  # 5 items scored once (two half batches) plus the warm-up batch
     assert gen.seconds - over == pytest.approx(DEFAULT_GENERATION_FACTOR * (choice.seconds - over))
     # once a generation cell is measured, its own rate is used
     store.add_cell(rid, CellResult(suite="finance", task="figures", model="smollm2-135m", variant="fp32",
@@ -165,3 +165,20 @@ def test_estimate_is_within_30_percent_of_a_real_run_and_a_stored_grid_is_reused
     assert second.status == "finished", second.error
     assert second.estimate_s == pytest.approx(est.total_s)
     assert abs(est.total_s - wall) <= 0.30 * wall, (est.total_s, wall, est)
+    # more items than stored: the runner extends each stored cell with the new items only, and the
+    # estimate counts just those (it once counted whole cells, twice the time of a small extension)
+    more = _cfg(store, limit=8)
+    est8 = estimate(more)
+    ok = [c for c in est8.cells if c.source != "n/a"]
+    assert ok and all(c.extends == 5 for c in ok) and est8.n_extended == len(ok), est8
+    fresh = estimate(_cfg(store, limit=8, force=True))
+    assert est8.total_s < fresh.total_s
+    t0 = time.monotonic()
+    third = wait_job(start_job(more, estimate_s=est8.total_s).job_id, timeout_s=400)
+    wall = time.monotonic() - t0
+    assert third.status == "finished", third.error
+    with sqlite3.connect(store) as db:
+        extended = [r[0] for r in db.execute("SELECT json_extract(result_json, '$.extended_from_items') FROM cells "
+                                             "WHERE run_id=? AND status='ok'", (third.run_id,))]
+    assert extended and set(extended) == {5}
+    assert abs(est8.total_s - wall) <= 0.30 * wall, (est8.total_s, wall, est8)

@@ -3,8 +3,9 @@
 tests/fixtures/preref_quick_grid.json was written by the code before the redesign (commit 5bd03c7) on the quick
 grid: all built-in suites, minilm-l6 + smollm2-135m, fp32 + prune-structured-25, 4 items a task, 1 repeat.
 Predictions (acc and acc_norm) must be identical; scores equal to within one unit of the 5th decimal they are
-stored with (2e-5, or 1e-5 relative): encoder cosines differ by float32 rounding (the zero-shot dot products now run in numpy,
-not torch), and log-likelihoods since the fixture's one-batch cells run as two half batches (other padding).
+stored with (2e-5, or 1e-5 relative): encoder cosines differ by float32 rounding (the zero-shot dot products
+now run in numpy, not torch), and log-likelihoods since the fixture's one-batch cells run as two half batches
+(other padding).
 """
 
 from __future__ import annotations
