@@ -373,31 +373,35 @@ class GridEstimate:
         return {c.source for c in self.cells}
 
 
-def _exact_keys(config: Any, spec: Any, variant: Any, task: Any, cands: list[StoredCell]) -> set[str] | None:
-    """Stored keys that the runner's own cell key would match now; None when it cannot be computed.
+def _key_contexts(config: Any, spec: Any, variant: Any, cands: list[StoredCell]) -> list[tuple[StoredCell, Any]]:
+    """Each stored cell with the runner's key context now, as the run that stored it would have it.
 
-    The key is recomputed with each stored cell's device, threads, meter and backend version (what the run
-    that stored it used on this machine) and the model's current weights fingerprint.
+    The stored cell's device, threads, meter and backend version (what that run used on this machine) and
+    the model's current weights fingerprint; cells without a device or thread count are left out.
     """
+    from evaluator.cellkey import KeyContext
+    from evaluator.meters.estimate import cpu_model
+    from evaluator.models import resolve
+
+    resolved = resolve(spec)
+    local = f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None
+    out = []
+    for c in cands:
+        threads = config.threads or c.threads
+        if c.device is None or threads is None:
+            continue
+        out.append((c, KeyContext(resolved.fingerprint, c.meter or config.meter, c.device, threads,
+                                  c.cpu or cpu_model(), variant.backend, c.backend_version, local)))
+    return out
+
+
+def _exact_keys(config: Any, spec: Any, variant: Any, task: Any, cands: list[StoredCell]) -> set[str] | None:
+    """Stored keys that the runner's own cell key would match now; None when it cannot be computed."""
     try:
-        from evaluator.meters.estimate import cpu_model
-        from evaluator.models import resolve
+        from evaluator.cellkey import cell_key
 
-        resolved = resolve(spec)
-        local = f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None
-        from evaluator.cellkey import KeyContext, cell_key
-
-        hits = set()
-        for c in cands:
-            threads = config.threads or c.threads
-            if c.device is None or threads is None:
-                continue
-            kctx = KeyContext(resolved.fingerprint, c.meter or config.meter, c.device, threads, c.cpu or cpu_model(),
-                              variant.backend, c.backend_version, local)
-            key = cell_key(config, variant, task, kctx)
-            if key == c.cell_key:
-                hits.add(c.cell_key)
-        return hits
+        return {c.cell_key for c, kctx in _key_contexts(config, spec, variant, cands)
+                if cell_key(config, variant, task, kctx) == c.cell_key}
     except Exception:  # noqa: BLE001 - a changed runner or an unresolvable model: approximate instead
         return None
 
@@ -508,8 +512,8 @@ def _reused(config: Any, spec: Any, var: Any, task: Any, n: int, rates: Rates, c
 def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, backend: str) -> StoredCell | None:
     """The stored cell the runner would extend (its ``_extendable``), or None.
 
-    The newest ok cell of this setup whose items all lie within the selection, with the same contents; None
-    also when it cannot tell (the estimate then counts a whole new cell).
+    The newest ok cell of this setup (the cell key without its items) whose items all lie within the
+    selection, with the same contents; None also when it cannot tell (the estimate then counts a whole cell).
     """
     if getattr(config, "force", False) or not rates.store:
         return None
@@ -524,8 +528,8 @@ def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, ba
 
         items = task.select(config.limit)
         by_id = {it.id: it for it in items}
-        setups = {_setup_of(config, spec, variant, task, c, setup_key) for c in cands}
-        found = sorted((c for c in cands if c.setup_key in setups and c.n_items < len(items)),
+        found = sorted((c for c, kctx in _key_contexts(config, spec, variant, cands)
+                        if c.n_items < len(items) and setup_key(config, variant, task, kctx) == c.setup_key),
                        key=lambda c: -c.cell_id)
         if not found:
             return None
@@ -540,19 +544,6 @@ def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, ba
     except Exception:  # noqa: BLE001 - read-only guess: an unreadable store or model means "no extension"
         return None
     return None
-
-
-def _setup_of(config: Any, spec: Any, variant: Any, task: Any, c: StoredCell, setup_key: Any) -> str:
-    """The runner's setup key now, with the stored cell's device, threads, meter and backend version."""
-    from evaluator.cellkey import KeyContext
-    from evaluator.meters.estimate import cpu_model
-    from evaluator.models import resolve
-
-    resolved = resolve(spec)
-    local = f"{spec.name}@{resolved.location}" if resolved.origin == "path" else None
-    kctx = KeyContext(resolved.fingerprint, c.meter or config.meter, c.device, config.threads or c.threads,
-                      c.cpu or cpu_model(), variant.backend, c.backend_version, local)
-    return str(setup_key(config, variant, task, kctx))
 
 
 def fmt_seconds(s: float) -> str:
