@@ -172,8 +172,8 @@ def race_round(points: Sequence[RacePoint], tolerance_pts: float, tests: int, al
         # the strongest comparison against a point that uses no more energy, and against any point
         strongest: dict[bool, tuple[float, RacePoint, PairedGap]] = {}
         for b in points:
-            if b is a or (b.energy_j_per_item == a.energy_j_per_item and b.label > a.label):
-                continue  # of two equal-energy points only one may stop the other
+            if b is a:
+                continue  # (two points cannot stop each other: each would be more accurate than the other)
             gap = paired_gap(a.outcomes, b.outcomes)
             if gap is None or gap.n_items < min_items:
                 continue

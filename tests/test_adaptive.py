@@ -13,13 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.adaptive import RacePoint, accuracy, leader, order_items, race_round, race_tests, round_bounds, z_for
+from evaluator.adaptive import (
+    RacePoint,
+    accuracy,
+    leader,
+    order_items,
+    race_bounds,
+    race_round,
+    race_tests,
+    round_bounds,
+    z_for,
+)
 from evaluator.cli import main
 from evaluator.config import RunConfig
 from evaluator.errors import ValidationError
 from evaluator.measure import MIN_WINDOWS, Window, combine, measure, summarise
 from evaluator.meters import MeterOptions, create_meter
-from evaluator.pareto import recommend
+from evaluator.pareto import choose, recommend
 from evaluator.records import SuitePoint
 from evaluator.runner import run
 from evaluator.stats import items_needed, paired_gap
@@ -468,3 +478,140 @@ def test_a_task_some_model_cannot_do_leaves_the_race_as_it_leaves_the_frontier()
     race = _race_points(SimpleNamespace(name="s"), [c for c in cells if c.model != "enc"], items, stopped)
     assert [p.model for p in race] == ["lm"] and set(race[0].outcomes) == {"t1", "gen"}
     assert stopped == {("s", "broken", "fp32"): "failed: a task of the suite has no result"}
+
+
+# --------------------------------------------------- the race's rules, exactly (mutation targets, pure)
+def _nested(n: int, *shares: int) -> list[list[bool]]:
+    """Outcome lists on n items, item i right when i % 100 < share: each list's right items contain the next's."""
+    return [[i % 100 < s for i in range(n)] for s in shares]
+
+
+def test_stops_say_exactly_why_and_who():
+    good, bad = _nested(200, 90, 50)
+    out = race_round([_pt("good", 1.0, good), _pt("bad", 2.0, bad)], 2.0, tests=6)
+    assert out["bad fp32"].reason == (
+        "off the frontier: good fp32 uses no more energy per item and is 40.0 points more accurate on the 200 "
+        "items both saw (paired z 10.94 beyond the tolerance of 2 points > 2.39, 95 % with a correction for 6 "
+        "tests)")
+    assert out["good fp32"].reason == ("decided: good fp32 is the suite's recommendation on these items, and "
+                                        "every other point is out of contention") and out["good fp32"].by == ""
+    out = race_round([_pt("good", 5.0, good), _pt("bad", 1.0, bad)], 2.0, tests=2)
+    assert out["bad fp32"].reason == (
+        "below the best: good fp32 uses more energy but is 40.0 points more accurate on the 200 items both saw "
+        "(paired z 10.94 beyond the tolerance of 2 points > 1.96, 95 % with a correction for 2 tests)")
+    # the dear point is compared with every contender, and its reason names the closest of them: k (cheaper
+    # than the leader, 5 points below the best) is 1 point below d, the leader l 4 points above it
+    lead, d, k = _nested(1000, 90, 86, 85)
+    pts = [_pt("k", 1.0, k), _pt("l", 2.0, lead), _pt("d", 3.0, d)]
+    out = race_round(pts, 3.0, tests=100)
+    assert list(out) == ["d fp32"], out
+    assert out["d fp32"].reason == (
+        "no better than the leader: costs more than l fp32 and is at most 3 points more accurate than it or any "
+        "cheaper point still racing (at most +1.0 points observed; paired z 6.35 > 3.29, 95 % with a "
+        "correction for 100 tests)") and out["d fp32"].by == "l fp32"
+
+
+def test_the_last_point_left_is_decided_only_in_a_race_of_several():
+    good, bad = _nested(200, 90, 50)
+    assert race_round([_pt("good", 1.0, good)], 2.0, tests=2) == {}  # alone from the start: nothing to decide
+    # the last active point is not the leader (a stopped point is, on the items it saw): decided all the same,
+    # without calling it the recommendation
+    few = _pt("few", 2.0, [False] * 20)  # 20 items: too few to compare, so it is not stopped this round
+    out = race_round([_pt("good", 1.0, good, active=False), few], 2.0, tests=2)
+    assert out == {"few fp32": out["few fp32"]}
+    assert out["few fp32"].reason == "decided: every other point of the suite is out of contention"
+
+
+def test_stops_look_past_stopped_points_and_points_too_new_to_compare():
+    good, bad = _nested(200, 90, 50)
+    # a stopped point first (worse and dearer: it stops nobody), a point that saw too few items next: the
+    # dominated point still stops, off the frontier, by the point that can be compared with it
+    pts = [_pt("old", 5.0, bad, active=False), _pt("bad", 2.0, bad), _pt("new", 0.7, good[:10]),
+           _pt("good", 1.0, good)]
+    out = race_round(pts, 2.0, tests=6)
+    assert out["bad fp32"].reason.startswith("off the frontier: good fp32") and out["bad fp32"].by == "good fp32"
+    # of two points that beat it by the same margin, the first named stops it; of two with the same energy,
+    # the first label can stop the other (off the frontier: it uses no more energy)
+    pts = [_pt("bad", 3.0, bad), _pt("g1", 2.0, good), _pt("g2", 1.0, good)]
+    assert race_round(pts, 2.0, tests=6)["bad fp32"].by == "g1 fp32"
+    for worse, better in (("zz", "aa"), ("aa", "zz")):  # whichever label comes first
+        out = race_round([_pt(worse, 1.0, bad), _pt(better, 1.0, good)], 2.0, tests=6)
+        assert out[f"{worse} fp32"].reason.startswith(f"off the frontier: {better} fp32 uses no more energy")
+        assert out[f"{better} fp32"].reason.startswith("decided")
+    # off the frontier comes first: a point of the same energy stops it before a dearer, stronger one
+    perfect = [True] * 200
+    pts = [_pt("bad", 2.0, bad), _pt("same", 2.0, good), _pt("dear", 3.0, perfect)]
+    assert race_round(pts, 2.0, tests=6)["bad fp32"].by == "same fp32"
+    # a dear point that saw too few items is skipped, not the end of the leader rule's loop (tolerance 15: the
+    # 10-point gap leaves that rule alone to stop the worse point)
+    worse = _nested(200, 80)[0]
+    pts = [_pt("good", 1.0, good), _pt("new", 4.0, good[:10]), _pt("worse", 5.0, worse)]
+    assert race_round(pts, 15.0, tests=6)["worse fp32"].reason.startswith("no better than the leader")
+    # MIN_ITEMS shared items are enough to compare, by either rule
+    out = race_round([_pt("g", 1.0, [True] * 30), _pt("b", 2.0, [False] * 30)], 2.0, tests=2)
+    assert out["b fp32"].reason.startswith("off the frontier") and out["g fp32"].reason.startswith("decided")
+    out = race_round([_pt("g", 1.0, [True] * 30), _pt("b", 2.0, [i % 10 != 0 for i in range(30)])], 15.0, tests=2)
+    assert out["b fp32"].reason.startswith("no better than the leader")
+
+
+def test_stops_by_the_leader_rule_weigh_a_contender_as_dear_as_the_leader():
+    lead, d, p = _nested(1000, 90, 89, 86)
+    # p costs as much as the leader l and is still racing: d, within the tolerance of l but 3 points above p,
+    # may yet decide between them, so it races on (the rule compares it with p too, not only with l)
+    pts = [_pt("p", 2.0, p), _pt("l", 2.0, lead), _pt("d", 3.0, d)]
+    assert race_round(pts, 2.0, tests=100) == {}
+    assert race_round([pts[1], pts[2]], 2.0, tests=100)["d fp32"].reason.startswith("no better than the leader")
+
+
+def test_stops_at_the_alpha_and_the_tolerance_asked():
+    dear, cheap = _nested(400, 70, 60)  # 10 points apart on 40 discordant items
+    pts = [_pt("cheap", 1.0, cheap), _pt("dear", 2.0, dear)]
+    out = race_round(pts, 6.0, tests=2)  # paired z 2.66: beyond 1.96 (alpha 0.05), not beyond 3.29 (0.001)
+    assert out["cheap fp32"].reason.startswith("below the best") and "paired z 2.66" in out["cheap fp32"].reason
+    assert race_round(pts, 6.0, tests=2, alpha=0.001) == {}
+    # the tolerance is in points: at 7.0917 points the gap's z is 1.936, just short of 1.96
+    assert race_round(pts, 7.09165, tests=2) == {}
+    assert "cheap fp32" in race_round(pts, 7.0, tests=2)
+
+
+def test_race_tests_and_accuracy_edges_stops_nothing_by_accident():
+    assert race_tests(1, 1) == 2 and race_tests(0, 0) == 2 and race_tests(3, 1) == 6 and race_tests(1, 3) == 6
+    assert accuracy({}) is None and accuracy({"a": {}}) is None
+    assert accuracy({"a": {"1": True}, "b": {}}) == 1.0 and accuracy({"a": {"1": True}, "b": {"1": False}}) == 0.5
+    assert round_bounds(1, 3) == [1, 1, 1] and round_bounds(0, 3) == []
+    assert race_bounds(80, 4, 32) == [32, 40, 60, 80]
+
+
+def test_the_leader_skips_points_at_chance_and_stops_report_large_gaps():
+    n = 100
+    guess = _pt("guess", 1.0, [i % 10 < 9 for i in range(n)])
+    pts = [RacePoint(guess.model, guess.variant, 1.0, guess.outcomes, above_chance=False),
+           _pt("real", 2.0, [i % 10 < 6 for i in range(n)])]
+    assert leader(pts, 2.0).label == "real fp32"  # the cheaper, more accurate point is at chance
+    good, worse = _nested(200, 90, 80)
+    out = race_round([_pt("good", 1.0, good), _pt("worse", 5.0, worse)], 15.0, tests=2)  # within the tolerance
+    assert "(at most -10.0 points observed;" in out["worse fp32"].reason
+
+
+def test_the_recommendation_text_is_exact_in_both_of_its_forms():
+    n = 200
+    best, far = [i % 10 != 0 for i in range(n)], [i % 2 == 0 for i in range(n)]
+    near = [i % 10 != 0 and i % 50 != 1 for i in range(n)]  # 88 %: 2 points below the best, on 4 items
+    rec = recommend([_point("big", 0.9, 10.0, best), _point("small", 0.5, 1.0, far)], 2.0)
+    assert rec.text == (
+        "big fp32 is the most accurate (90.0%, 95% CI 85%-95%); every point that uses less energy is more than 2 "
+        "points less accurate: the closest, small fp32, has 50.0% (95% CI 45%-55%) and uses 10.0x less energy "
+        "(estimated energy). A paired test on the 200 items both saw puts the difference at 40.0 points (p = 0): "
+        "the two are distinguishable at 95%.")
+    rec = recommend([_point("big", 0.9, 10.0, best), _point("small", 0.88, 1.0, near)], 2.0)
+    assert rec.text == (
+        "small fp32 is within 2.0 points of the best (big fp32, 90.0%) and uses 10.0x less energy (estimated "
+        "energy). A paired test on the 200 items both saw puts the difference at 2.0 points (p = 0.044): the two "
+        "are distinguishable at 95%.")
+    assert rec.runner_up.model == "big" and rec.paired is not None and rec.paired.n_items == 200
+    with pytest.raises(ValueError, match=r"choose\(\) needs at least one point"):
+        choose([], 2.0, float, float, bool)
+    # a point without per-item outcomes is compared by intervals, not paired
+    mixed = recommend([_point("big", 0.9, 10.0, best), SuitePoint("s", "small", "fp32", 0.5, 0.45, 0.55, 1.0,
+                                                                  "estimate", True, 200, 1)], 2.0)
+    assert mixed.paired is None and mixed.runner_up.model == "small"

@@ -220,3 +220,47 @@ def test_mcnemar_one_discordant_pair_and_unequal_lengths():
     assert mcnemar([True, True], [False, True]) == {"a_only": 1, "b_only": 0, "p_value": 1.0}
     with pytest.raises(ValueError, match="^paired test needs the same items in both$"):
         mcnemar([True, False], [True])
+
+
+# ------------------------------------------------------------------- tasks a suite's frontier leaves out
+def _na_cells(enc: int, left: tuple[str, ...]) -> list[CellResult]:
+    """Suite "s": tasks t1, t2 and ``left``; ``enc`` encoders that cannot do ``left``; one LM that does all."""
+    cells = [CellResult("s", t, "lm", "fp32", "ok") for t in ("t1", "t2", *left)]
+    for i in range(1, enc + 1):
+        cells += [CellResult("s", t, f"e{i}", "fp32", "ok") for t in ("t1", "t2")]
+        cells += [CellResult("s", t, f"e{i}", "fp32", "n/a") for t in left]
+    return cells + [CellResult("other", "t1", "e1", "fp32", "n/a"), CellResult("other", "t9", "lm", "fp32", "ok")]
+
+
+def test_frontier_tasks_leave_out_what_some_model_cannot_do():
+    from evaluator.pareto import frontier_tasks
+
+    assert frontier_tasks(_na_cells(1, ("gen",)), "s") == ({"t1", "t2"}, {"gen"})
+    assert frontier_tasks(_na_cells(0, ()), "s") == ({"t1", "t2"}, set())
+    assert frontier_tasks(_na_cells(2, ("g1", "g2")), "other") == ({"t9"}, {"t1"})  # only its own suite's cells
+    # a model that can do none of the suite's tasks does not narrow the others; two that cannot do
+    # different tasks leave both out
+    none = [CellResult("s", t, "x", "fp32", "n/a") for t in ("t1", "t2")] + _na_cells(0, ())
+    assert frontier_tasks(none, "s") == ({"t1", "t2"}, set())
+    both = _na_cells(1, ("gen",)) + [CellResult("s", "t1", "lm2", "fp32", "n/a"),
+                                     CellResult("s", "t2", "lm2", "fp32", "ok"),
+                                     CellResult("s", "gen", "lm2", "fp32", "ok")]
+    assert frontier_tasks(both, "s") == ({"t2"}, {"gen", "t1"})
+
+
+def test_left_out_note_names_the_tasks_and_the_models_exactly():
+    from evaluator.pareto import left_out_note
+
+    assert left_out_note(_na_cells(3, ()), "s") is None
+    assert left_out_note(_na_cells(1, ("gen",)), "s") == (
+        "The frontier covers t1, t2; gen is left out of it because e1 fp32 cannot do it (not applicable); "
+        "the models that can have their cells in the task tables.")
+    assert left_out_note(_na_cells(5, ("gen2", "gen")), "s") == (
+        "The frontier covers t1, t2; gen, gen2 are left out of it because e1 fp32, e2 fp32, e3 fp32, e4 fp32 "
+        "and others cannot do them (not applicable); the models that can have their cells in the task tables.")
+    assert left_out_note(_na_cells(4, ("gen",)), "s").count(" and others") == 0
+    cells = [CellResult("s", "t1", "enc", "fp32", "ok"), CellResult("s", "gen", "enc", "fp32", "n/a"),
+             CellResult("s", "t1", "lm", "int8", "n/a"), CellResult("s", "gen", "lm", "int8", "ok")]
+    assert left_out_note(cells, "s") == (
+        "The frontier covers no task; gen, t1 are left out of it because enc fp32, lm int8 cannot do them (not "
+        "applicable); the models that can have their cells in the task tables.")
