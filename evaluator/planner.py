@@ -157,10 +157,6 @@ class StoredCell:
     meter: str | None
     encoder_method: str | None
     backend_version: str = ""
-    setup_key: str = ""  # the cell key without its items (evaluator/cellkey.py): what an extension matches
-    items_digest: str = ""
-    windows: int = 0  # measured energy windows
-    cell_id: int = 0
 
 
 @dataclass
@@ -170,7 +166,7 @@ class Rates:
     by_mvb: dict[tuple[str, str, str], Rate] = field(default_factory=dict)
     startup_s: list[float] = field(default_factory=list)
     cells: list[StoredCell] = field(default_factory=list)
-    store: str = ""  # the store they were read from (item ids of extendable cells are read on demand)
+    store: str = ""  # the store they were read from (extendable cells are looked up in it on demand)
 
     def startup(self) -> float:
         """Median job startup seen here, else the default."""
@@ -217,8 +213,8 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
             run_created[run_id] = t_prev
             seen_mv: set[tuple[str, str]] = set()
             rows = db.execute("SELECT suite, task, model, variant, status, reused_from, result_json, created_at, "
-                              "cell_key, id FROM cells WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
-            for suite, task, model, variant, status, reused_from, res_j, c_at, key, cell_id in rows:
+                              "cell_key FROM cells WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
+            for suite, task, model, variant, status, reused_from, res_j, c_at, key in rows:
                 t = _ts(c_at)
                 wall = None if t is None or t_prev is None else max(0.0, t - t_prev)
                 t_prev = t if t is not None else t_prev
@@ -235,8 +231,7 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
                     run_id, suite, task, model, variant, backend, key, n, reps,
                     int(res.get("batch_size") or cfg.get("batch_size") or 0), env.get("cpu_model"),
                     env.get("device"), env.get("threads"), meter.get("meter") or cfg.get("meter"),
-                    cfg.get("encoder_method"), str(res.get("backend_version") or ""), str(res.get("setup_key") or ""),
-                    str(res.get("items_digest") or ""), len(res.get("energy_windows") or []), int(cell_id)))
+                    cfg.get("encoder_method"), str(res.get("backend_version") or "")))
                 rate = rates.by_mvb.setdefault((model, variant, backend), Rate())
                 (rate.gen_s_per_item if res.get("task_type") == "generation" else rate.pass_s_per_item).append(
                     dur / n)
@@ -453,8 +448,8 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                                                   exact))
                         continue
                     base = _extension(config, spec, var, task, rates, backend)
-                    stored, windows_left = (base.n_items, max(1, MIN_WINDOWS - base.windows)) if base else \
-                        (0, MIN_WINDOWS)
+                    stored, windows_left = (base.n_items, max(1, MIN_WINDOWS - len(base.energy_windows))) \
+                        if base else (0, MIN_WINDOWS)
                     todo += 1
                     own = (rate.gen_s_per_item if generates else rate.pass_s_per_item) if rate else []
                     if rate and (own or rate.pass_s_per_item):
@@ -509,38 +504,31 @@ def _reused(config: Any, spec: Any, var: Any, task: Any, n: int, rates: Rates, c
     return approx, False
 
 
-def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, backend: str) -> StoredCell | None:
-    """The stored cell the runner would extend (its ``_extendable``), or None.
+def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, backend: str) -> Any:
+    """The stored cell (a CellResult) the runner would extend, or None: the runner's own lookup.
 
-    The newest ok cell of this setup (the cell key without its items) whose items all lie within the
-    selection, with the same contents; None also when it cannot tell (the estimate then counts a whole cell).
+    ``Store.find_extendable`` with this cell's setup key (the cell key without its items), then the same
+    contents check as the runner's ``_extendable``; None also when it cannot tell (a whole cell is counted).
     """
     if getattr(config, "force", False) or not rates.store:
         return None
     cands = [c for c in rates.cells if (c.suite, c.task, c.model, c.variant) == (task.suite, task.name, spec.name,
                                                                                  variant.name)
-             and c.setup_key and c.windows and backend in ("auto", "", c.backend)]
+             and backend in ("auto", "", c.backend)]
     if not cands:
         return None
     try:
         from evaluator.cellkey import setup_key
+        from evaluator.store import Store
         from evaluator.tasks.base import items_digest
 
-        items = task.select(config.limit)
-        by_id = {it.id: it for it in items}
-        found = sorted((c for c, kctx in _key_contexts(config, spec, variant, cands)
-                        if c.n_items < len(items) and setup_key(config, variant, task, kctx) == c.setup_key),
-                       key=lambda c: -c.cell_id)
-        if not found:
-            return None
-        db = sqlite3.connect(f"file:{rates.store}?mode=ro", uri=True, timeout=5)
-        try:
-            for c in found[:20]:
-                ids = [r[0] for r in db.execute("SELECT item_id FROM items WHERE cell_id=?", (c.cell_id,))]
-                if ids and set(ids) <= set(by_id) and items_digest([by_id[i] for i in ids]) == c.items_digest:
-                    return c
-        finally:
-            db.close()
+        by_id = {it.id: it for it in task.select(config.limit)}
+        store = Store(rates.store, readonly=True)
+        for setup in {setup_key(config, variant, task, kctx) for _c, kctx in _key_contexts(config, spec, variant,
+                                                                                            cands)}:
+            for cell, recs in store.find_extendable(setup, by_id):
+                if items_digest([by_id[r.item_id] for r in recs]) == cell.items_digest:
+                    return cell
     except Exception:  # noqa: BLE001 - read-only guess: an unreadable store or model means "no extension"
         return None
     return None
