@@ -114,7 +114,8 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
         for p in pts:
             outcomes = {t: {x.item_id: x.correct for x in upto(p, t)} for t in tasks}
             e = sum(cell[(t, *p)].energy_j or 0 for t in tasks) / sum(cell[(t, *p)].n_items for t in tasks)
-            race.append(RacePoint(p[0], p[1], e, outcomes, p not in stopped, chance.get(p)))
+            race.append(RacePoint(p[0], p[1], e, outcomes, p not in stopped, chance.get(p),
+                                  None if args.no_fpc else n_task))
         for label, stop in race_round(race, args.tolerance, tests, args.alpha).items():
             p = next((q.model, q.variant) for q in race if q.label == label)
             stopped[p] = f"round {r + 1}: {stop.reason[:100]}"
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--alpha", type=float, default=0.05, help="the race's error rate per suite (default 0.05)")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--no-fpc", action="store_true",
+                    help="compare as if the items were drawn from an unlimited domain (the race before 2026-12-03)")
     ap.add_argument("--models", nargs="*", help="only these models (default: every model of the run)")
     args = ap.parse_args(argv)
     if args.store:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TypeVar
@@ -94,6 +94,9 @@ class RacePoint:
     #: Whether its accuracy is above chance at 95 % (None: unknown); the leader is chosen, as the
     #: recommendation is, among the points above chance while any is.
     above_chance: bool | None = None
+    #: task -> how many items it has (None: unknown). The race's comparisons are of accuracy on all of
+    #: them, with the finite-population correction (:func:`evaluator.stats.paired_gap`).
+    sizes: Mapping[str, int] | None = None
 
     @property
     def label(self) -> str:
@@ -174,7 +177,7 @@ def race_round(points: Sequence[RacePoint], tolerance_pts: float, tests: int, al
         for b in points:
             if b is a:
                 continue  # (two points cannot stop each other: each would be more accurate than the other)
-            gap = paired_gap(a.outcomes, b.outcomes)
+            gap = paired_gap(a.outcomes, b.outcomes, a.sizes)
             if gap is None or gap.n_items < min_items:
                 continue
             z = gap.z(margin)
@@ -198,7 +201,7 @@ def race_round(points: Sequence[RacePoint], tolerance_pts: float, tests: int, al
         for a in points:
             if not a.active or a.label in out or a.energy_j_per_item <= lead.energy_j_per_item:
                 continue
-            gaps = [paired_gap(a.outcomes, k.outcomes) for k in contenders]  # k - a
+            gaps = [paired_gap(a.outcomes, k.outcomes, a.sizes) for k in contenders]  # k - a
             if not gaps or any(g is None or g.n_items < min_items for g in gaps):
                 continue
             zs = [g.z(-margin) for g in gaps if g is not None]  # (k - a + tolerance) / se

@@ -246,7 +246,8 @@ def measured_rates(store_path: str | Path, jobs_dir: str | Path | None = None, m
                     # an extended cell scored only its new items in this run (its windows pool the stored ones)
                     before = min(n - 1, int(res.get("extended_from_items") or 0))
                     warm = dur / n * min(n - before, _warm_items(res.get("scoring_method"), res.get("batch_size")
-                                                                 or cfg.get("batch_size") or 16))
+                                                                 or cfg.get("batch_size") or 16)) \
+                        if res.get("warmed_up", True) else 0.0
                     windows = res.get("energy_windows") or []
                     scored = sum(int(w.get("items") or 0) for w in windows) if windows else reps * passes * n
                     scored = max(n - before, scored - before)
@@ -434,6 +435,7 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                 fallbacks[var.name] = (fb.why, ratio, how)
                 slow *= fb.slowdown
             todo = 0
+            warmed_kinds: set[bool] = set()  # generation or not: the scoring methods warmed up in this load
             for suite in the_plan.suites:
                 for task in suite.tasks:
                     n = len(task.select(config.limit))
@@ -465,9 +467,12 @@ def estimate_grid(config: Any, store_path: str | Path | None = None, *, the_plan
                     else:
                         per_item = DEFAULT_S_PER_ITEM_PER_MPARAM[kind] * mp * slow * factor
                         overhead, floor, source = DEFAULT_CELL_OVERHEAD_S[kind], 0.0, "default"
-                    # the warm-up batch: one more pass over a batch of items
+                    # the warm-up batch: one more pass over a batch of items, once per loaded model and kind
+                    # of scoring (the runner's later cells of the same kind skip it)
                     warm = per_item * min(n - stored, _warm_items("loglik" if kind != "encoder" else "",
-                                                                  config.batch_size))
+                                                                  config.batch_size)) \
+                        if generates not in warmed_kinds else 0.0
+                    warmed_kinds.add(generates)
                     chunk = _warm_items("loglik" if kind != "encoder" else "", config.batch_size)
                     measured = max(floor, per_item * scored_items(n - stored, config.repeats, chunk, windows_left))
                     cells.append(CellEstimate(task.suite, task.name, spec.name, var.name, n,

@@ -112,6 +112,9 @@ class CellResult:
     items_digest: str = ""
     #: Items measured earlier (another run, an earlier adaptive round) that this cell's figures include.
     extended_from_items: int = 0
+    #: Whether its scoring pass was preceded by a warm-up batch (False: the loaded model had just run a
+    #: pass of the same scoring method, for the cell before it).
+    warmed_up: bool = True
     #: Adaptive evaluation (evaluator/adaptive.py): the test items the task has, and why this cell stopped
     #: before seeing them all (None: it saw them all, or the run was not adaptive).
     items_available: int | None = None

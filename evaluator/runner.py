@@ -239,6 +239,7 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
     load_s = time.perf_counter() - t0
     footprint = loaded.footprint()
     measured: set[str] = set()
+    warmed: set[str] = set()  # kinds of pass (score, generate) this loaded model has run: no warm-up again
     try:
         for d in todo:
             t, key = d.task, d.key
@@ -251,7 +252,7 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                       "items": len(d.items), "extends": d.base[0].n_items if d.base else 0})
             error = None
             try:
-                cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows)
+                cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows, warmed)
                 ctx.store.add_cell(ctx.run_id, cell, items)
             except Exception as exc:  # noqa: BLE001 - one failed cell never loses the others
                 error = describe(exc, rt.backend.oom_types())
@@ -312,15 +313,21 @@ def _stored_measurement(cell: CellResult, recs: list[ItemRecord]) -> Measured:
 
 
 def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _Runtime, load_s: float,
-                  footprint: dict[str, Any], min_windows: int = MIN_WINDOWS) -> tuple[CellResult, list[ItemRecord]]:
+                  footprint: dict[str, Any], min_windows: int = MIN_WINDOWS,
+                  warmed: set[str] | None = None) -> tuple[CellResult, list[ItemRecord]]:
+    """Measure one cell; ``warmed``: the kinds of pass the loaded model has run (updated here)."""
     cfg, task = ctx.config, todo.task
     ttype = get_task_type(task.type)
     done = {r.item_id for r in todo.base[1]} if todo.base else set()
     new = [it for it in todo.items if it.id not in done]
     scoring = ttype.prepare(task, new, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
     earlier = _stored_measurement(*todo.base) if todo.base else None
+    kind = "generate" if scoring.prefill_items is not None else "score"  # the model's two kinds of pass
+    warm = warmed is None or kind not in warmed
     m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w,
-                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows)
+                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows, warm=warm)
+    if warmed is not None:
+        warmed.add(kind)
     if earlier is not None:
         m = combine([earlier, m])
         order = {it.id: i for i, it in enumerate(todo.items)}
@@ -328,7 +335,7 @@ def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _
     extra = ttype.cell_figures(task, m.scores, scoring)  # prompt format; generation: tokens, prefill/decode
     extra.update(phase_figures(m, extra.get("generated_tokens"), len(m.scores),
                                -(-len(m.scores) // max(1, scoring.chunk))))
-    extra.update(setup_key=todo.setup, items_digest=items_digest(todo.items),
+    extra.update(setup_key=todo.setup, items_digest=items_digest(todo.items), warmed_up=warm,
                  extended_from_items=len(done), energy_windows=[w.to_dict() for w in m.windows],
                  prefill_windows=[w.to_dict() for w in m.prefill_windows])
     return _cell(ctx, task, todo.items, ttype.metrics(task, m.scores, scoring.method), scoring.method, m,
@@ -406,7 +413,8 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
             break
         cells, items = ctx.store.cells(ctx.run_id), ctx.store.run_items(ctx.run_id)
         for suite in the_plan.suites:
-            race = _race_points(suite, cells, items, stopped)
+            sizes = {t.name: len(orders[(t.suite, t.name)]) for t in the_plan.tasks if t.suite == suite.name}
+            race = _race_points(suite, cells, items, stopped, sizes)
             for label, stop in race_round(race, cfg.tolerance_pts, tests[suite.name]).items():
                 p = next(p for p in race if p.label == label)
                 key = (suite.name, p.model, p.variant)
@@ -425,8 +433,8 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
 
 
 def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, str, str, str], list[ItemRecord]],
-                 stopped: dict[tuple[str, str, str], str]) -> list[Any]:
-    """The suite's race points, on the tasks its frontier covers.
+                 stopped: dict[tuple[str, str, str], str], sizes: dict[str, int] | None = None) -> list[Any]:
+    """The suite's race points, on the tasks its frontier covers (``sizes``: each task's item count).
 
     A task some model cannot do (an encoder's generation task) is left out for every point, as the
     frontier leaves it out (evaluator/pareto.py); a point without an ok cell for each of the others (a
@@ -451,7 +459,7 @@ def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, s
                     for c in cs}
         energy = sum(c.energy_j or 0.0 for c in cs) / max(1, sum(c.n_items for c in cs))
         out.append(RacePoint(model, variant, energy, outcomes, (suite.name, model, variant) not in stopped,
-                             chance.get((model, variant))))
+                             chance.get((model, variant)), sizes))
     return out
 
 

@@ -144,12 +144,26 @@ class PairedGap:
         return items_needed(pts, paired=True, discordant=max(self.discordant, abs(self.diff)))
 
 
-def paired_gap(a: Outcomes, b: Outcomes) -> PairedGap | None:
+def paired_gap(a: Outcomes, b: Outcomes, sizes: Mapping[str, int] | None = None) -> PairedGap | None:
     """The paired difference b - a over the tasks both have items in; None with no common item.
 
     Per task, the mean difference in correctness on the common items and its variance (sample variance
     / n, floored at 1/n^2 so that a perfect split of a few items is not infinitely sure); over tasks, the
     mean (the suite's accuracy is the mean over its tasks) and the variance of that mean.
+
+    ``sizes`` (task -> how many items the task has): the common items are a random sample, drawn without
+    replacement, of the task's items (the adaptive race's seeded order), and the gap estimates the
+    difference **on all of those items** (what scoring every item would measure), not on the domain the
+    items were drawn from: each task's variance takes the finite-population factor 1 - n/N, so that a task
+    seen whole contributes none (Cochran, *Sampling Techniques*, 2.4). Without ``sizes``: the usual
+    standard error, of the difference on new items of the domain.
+
+    >>> half = {"t": {str(i): i % 2 == 0 for i in range(40)}}
+    >>> right = {"t": {str(i): True for i in range(40)}}
+    >>> round(paired_gap(half, right).se, 4), round(paired_gap(half, right, {"t": 160}).se, 4)
+    (0.0801, 0.0693)
+    >>> paired_gap(half, right, {"t": 40}).se
+    0.0
 
     >>> a = {"t": {str(i): i % 2 == 0 for i in range(40)}}
     >>> b = {"t": {str(i): True for i in range(40)}}
@@ -166,7 +180,8 @@ def paired_gap(a: Outcomes, b: Outcomes) -> PairedGap | None:
         mean = sum(d) / n
         var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 1.0
         diffs.append(mean)
-        variances.append(max(var, 1.0 / n) / n)
+        left = max(0.0, 1.0 - n / sizes[task]) if sizes and sizes.get(task) else 1.0  # finite population
+        variances.append(max(var, 1.0 / n) / n * left)
         n_all += n
         disc += sum(x != 0 for x in d)
     if not diffs:
