@@ -24,7 +24,10 @@ recommendation nor the best nor the runner-up; points stopped for the other two 
 best or the runner-up on the items they saw, measured less precisely.)
 
 The paired statistic is that of the suite's accuracy, the mean over its tasks
-(:func:`evaluator.stats.paired_gap`).
+(:func:`evaluator.stats.paired_gap`), and its question is what scoring every item of the suite would
+say (the exhaustive run the race stands in for): the items seen are a sample drawn without replacement
+from each task's items (:attr:`RacePoint.sizes`), so the test's variance takes the finite-population
+factor and a task seen whole is known exactly.
 
 >>> order_items(["a", "b", "c", "d"], seed=0) == order_items(["a", "b", "c", "d"], seed=0)
 True

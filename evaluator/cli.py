@@ -131,7 +131,10 @@ class _Progress:
             _err(f"run {e['run_id']}: {self.total} cells -> {term(e['store'])}")
         elif e["type"] == "load":
             on = f" on {term(e['node'])}" if e.get("node") else ""
-            _err(f"  loading {term(e['model'])} [{term(e['variant'])}]{on} ...")
+            if e.get("kept"):
+                _err(f"  {term(e['model'])} [{term(e['variant'])}] still loaded from the round before")
+            else:
+                _err(f"  loading {term(e['model'])} [{term(e['variant'])}]{on} ...")
         elif e["type"] == "placed":
             _err(f"  {term(e['model'])} [{term(e['variant'])}] placed on node {term(e['node'])} (pid {e['pid']})")
         elif e["type"] == "retry":

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,14 +182,34 @@ def _worker_ctx(config: RunConfig, variant: Composite, run_id: str, idle_w: floa
 Selection = dict[tuple[str, str], tuple[Item, ...]]
 
 
+@dataclass
+class _Held:
+    """A loaded model kept between adaptive rounds (the last of one round is the first of the next)."""
+
+    key: tuple[str, str] | None = None
+    loaded: Any = None
+    load_s: float = 0.0
+    footprint: dict[str, Any] = field(default_factory=dict)
+    warmed: set[str] = field(default_factory=set)
+
+    def release(self) -> None:
+        """Close the held model, if any, and free its memory."""
+        if self.loaded is not None:
+            self.loaded.close()
+            self.key, self.loaded, self.footprint, self.warmed = None, None, {}, set()
+            gc.collect()
+
+
 def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite,
-               selection: Selection | None = None, min_windows: int = MIN_WINDOWS) -> None:
+               selection: Selection | None = None, min_windows: int = MIN_WINDOWS, hold: _Held | None = None) -> None:
     """One (model, variant): refuse or reuse what can be, load once, measure each remaining task.
 
     ``selection`` (adaptive rounds): the items of each (suite, task) to have scored, in order; tasks it
     leaves out are not run. Without it, each task's ``limit`` first items. A stored cell on a subset of
     those items (an earlier round, an earlier run) is extended with the rest rather than measured again.
     ``min_windows``: the measured windows a new cell needs (an extended one pools its stored windows).
+    ``hold``: keep the loaded model there when done instead of closing it, and take it from there when it
+    holds this (model, variant) already; a different model it holds is closed before this one loads.
     """
     rt = ctx.runtimes[variant.backend]
     names = {"model": spec.name, "variant": variant.name}
@@ -222,24 +242,33 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             todo.append(_Todo(t, key, items, setup, None if ctx.config.force else _extendable(ctx, setup, items)))
     if not todo or ctx.cancelled():
         return None
-    ctx.emit({"type": "load", **names, "backend": rt.backend.name})
-    t0 = time.perf_counter()
-    loaded, failure = None, "load failed"
-    try:
-        loaded = rt.backend.load(resolved, variant, rt.device)
-    except (VariantNotApplicable, FrugalError) as exc:
-        failure = str(exc)
-    except Exception as exc:  # noqa: BLE001 - any load failure (MemoryError too) becomes a failed cell
-        failure = f"load failed: {describe(exc, rt.backend.oom_types())}"
-    if loaded is None:
-        # Out of the except block, the failed load's traceback (whose frames hold the half-built model) is
-        # gone: collect it so the memory is back before the store is written and the next model loads.
-        gc.collect()
-        return _fail_all(ctx, [(d.task, d.key) for d in todo], names, failure)
-    load_s = time.perf_counter() - t0
-    footprint = loaded.footprint()
+    mine = (spec.name, variant.name)
+    if hold is not None and hold.key == mine:  # still loaded from the round before
+        loaded, load_s, footprint, warmed = hold.loaded, hold.load_s, hold.footprint, hold.warmed
+        hold.key, hold.loaded = None, None
+        ctx.emit({"type": "load", **names, "backend": rt.backend.name, "kept": True})
+    else:
+        if hold is not None:
+            hold.release()  # the memory is back before the next model loads
+        ctx.emit({"type": "load", **names, "backend": rt.backend.name})
+        t0 = time.perf_counter()
+        loaded, failure = None, "load failed"
+        try:
+            loaded = rt.backend.load(resolved, variant, rt.device)
+        except (VariantNotApplicable, FrugalError) as exc:
+            failure = str(exc)
+        except Exception as exc:  # noqa: BLE001 - any load failure (MemoryError too) becomes a failed cell
+            failure = f"load failed: {describe(exc, rt.backend.oom_types())}"
+        if loaded is None:
+            # Out of the except block, the failed load's traceback (whose frames hold the half-built model) is
+            # gone: collect it so the memory is back before the store is written and the next model loads.
+            gc.collect()
+            return _fail_all(ctx, [(d.task, d.key) for d in todo], names, failure)
+        load_s = time.perf_counter() - t0
+        footprint = loaded.footprint()
+        warmed = set()  # kinds of pass (score, generate) this loaded model has run: no warm-up again
     measured: set[str] = set()
-    warmed: set[str] = set()  # kinds of pass (score, generate) this loaded model has run: no warm-up again
+    keep = False
     try:
         for d in todo:
             t, key = d.task, d.key
@@ -263,10 +292,14 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **names, "status": "ok",
                       "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method,
                       "above_chance": cell.above_chance, "items": cell.n_items})
+        keep = hold is not None
     finally:
-        loaded.close()
-        del loaded
-        gc.collect()
+        if keep and hold is not None:
+            hold.key, hold.loaded, hold.load_s, hold.footprint, hold.warmed = mine, loaded, load_s, footprint, warmed
+        else:
+            loaded.close()
+            del loaded
+            gc.collect()
     return None
 
 
@@ -379,36 +412,58 @@ def _item_records(m: Measured) -> list[ItemRecord]:
 def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
     """Rounds over the grid (evaluator/adaptive.py): each round extends the cells still in their suite's race.
 
-    Each (model, variant) is loaded once per round it takes part in. After each round, per suite, points
-    confidently out of contention stop (off the frontier, below the best, no better than the leader), and a
-    suite whose leader is the last point racing is decided; stopped cells record how many items they saw
-    and why they stopped.
+    Each (model, variant) is loaded once per round it takes part in (but the one a round ends with, which
+    begins the next). After each round, per suite, points confidently out of contention stop (off the
+    frontier, below the best, no better than the leader), and a suite whose leader is the last point racing
+    is decided; stopped cells record how many items they saw and why they stopped.
     """
-    from evaluator.adaptive import order_items, race_bounds, race_round, race_tests
+    from evaluator.adaptive import order_items, race_bounds
 
     cfg = ctx.config
     orders = {(t.suite, t.name): tuple(order_items(t.select(cfg.limit), cfg.seed, f"{t.suite}/{t.name}"))
               for t in the_plan.tasks}
     bounds = {k: race_bounds(len(v), cfg.rounds, cfg.batch_size) for k, v in orders.items()}
+    stopped: dict[tuple[str, str, str], str] = {}
+    hold = _Held()
+    try:
+        _race(ctx, the_plan, orders, bounds, stopped, hold)
+    finally:
+        hold.release()
+    for t in the_plan.tasks:  # how many items each task has, beside how many each cell saw
+        for m in the_plan.models:
+            for v in the_plan.variants:
+                ctx.store.update_cells(ctx.run_id, t.suite, m.name, v.name, t.name,
+                                       items_available=len(orders[(t.suite, t.name)]))
+
+
+def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, ...]],
+          bounds: dict[tuple[str, str], list[int]], stopped: dict[tuple[str, str, str], str], hold: _Held) -> None:
+    """The rounds of :func:`_run_adaptive`.
+
+    Every other round runs the (model, variant) pairs in reverse, so that the pair a round ends with is
+    still loaded when the next begins (``hold``): one load fewer a round.
+    """
+    from evaluator.adaptive import race_round, race_tests
+
+    cfg = ctx.config
     n_rounds = cfg.rounds
     points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
-    stopped: dict[tuple[str, str, str], str] = {}
     tests = {s.name: race_tests(len(the_plan.models) * len(the_plan.variants), n_rounds) for s in the_plan.suites}
+    pairs = [(spec, variant) for spec in the_plan.models for variant in the_plan.variants]
     for r in range(n_rounds):
         grows = {k for k, b in bounds.items() if b and (r == 0 or b[r] > b[r - 1])}
         if not grows:
             continue
         ctx.emit({"type": "round", "round": r + 1, "rounds": n_rounds,
                   "active": sum(p not in stopped for p in points)})
-        for spec in the_plan.models:
-            for variant in the_plan.variants:
-                if ctx.cancelled():
-                    return
-                sel = {(t.suite, t.name): orders[(t.suite, t.name)][:bounds[(t.suite, t.name)][r]]
-                       for t in the_plan.tasks
-                       if (t.suite, t.name) in grows and (t.suite, spec.name, variant.name) not in stopped}
-                if sel:
-                    _run_group(ctx, the_plan.tasks, spec, variant, sel)
+        for spec, variant in (pairs if r % 2 == 0 else pairs[::-1]):
+            if ctx.cancelled():
+                return
+            sel = {(t.suite, t.name): orders[(t.suite, t.name)][:bounds[(t.suite, t.name)][r]]
+                   for t in the_plan.tasks
+                   if (t.suite, t.name) in grows and (t.suite, spec.name, variant.name) not in stopped}
+            if sel:
+                _run_group(ctx, the_plan.tasks, spec, variant, sel, hold=hold)
         if r == n_rounds - 1:
             break
         cells, items = ctx.store.cells(ctx.run_id), ctx.store.run_items(ctx.run_id)
@@ -425,11 +480,6 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
                           "round": r + 1, "reason": stop.reason})
         if all(p in stopped for p in points):
             break
-    for t in the_plan.tasks:  # how many items each task has, beside how many each cell saw
-        for m in the_plan.models:
-            for v in the_plan.variants:
-                ctx.store.update_cells(ctx.run_id, t.suite, m.name, v.name, t.name,
-                                       items_available=len(orders[(t.suite, t.name)]))
 
 
 def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, str, str, str], list[ItemRecord]],

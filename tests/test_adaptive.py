@@ -683,3 +683,60 @@ def test_a_loaded_model_warms_up_once_per_kind_of_pass(race, tmp_path):
     assert calls == []
     measure(meter, "w", scoring, 1, 0.0)
     assert calls == ["warm"]
+
+
+def test_the_model_a_round_ends_with_begins_the_next_still_loaded(race, tmp_path, monkeypatch):
+    """Rounds alternate the order of the (model, variant) pairs; the last pair of a round is kept loaded for
+    the first of the next, and every model is closed by the end of the run."""
+    from evaluator.backends import fake
+
+    opened: list[str] = []
+    closed: list[str] = []
+    real_load = fake.FakeBackend.load
+
+    def load(self, resolved, variant, device):
+        loaded = real_load(self, resolved, variant, device)
+        name = resolved.spec.name
+        opened.append(name)
+        real_close = loaded.close
+        loaded.close = lambda: (closed.append(name), real_close())[1]
+        return loaded
+
+    monkeypatch.setattr(fake.FakeBackend, "load", load)
+    events: list[dict] = []
+    models = ("cheap-ok", "cheap-good", "dear-good")
+    res = run(_cfg(race, tmp_path / "h.sqlite", models=models, adaptive=True, rounds=4, tolerance_pts=0.0),
+              on_event=events.append)
+    assert res.status == "finished"
+    loads = [(e["model"], bool(e.get("kept"))) for e in events if e["type"] == "load"]
+    rounds = [e["round"] for e in events if e["type"] == "round"]
+    assert len(rounds) >= 2 and any(kept for _m, kept in loads)
+    for i, (model, kept) in enumerate(loads):
+        if kept:  # taken over from the pair just before it, without a load
+            assert loads[i - 1][0] == model
+    assert len(opened) == sum(not kept for _m, kept in loads)
+    assert sorted(opened) == sorted(closed)  # nothing left open
+
+
+def test_the_benchmark_compares_a_real_race_with_a_real_exhaustive_run(race, tmp_path, capsys):
+    """bench/adaptive_compare.py on two real runs of the synthetic grid: the same verdict, the same answers on
+    every item both scored, an energy ratio for each cell the race ran to the end."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "adaptive_compare.py"
+    spec = importlib.util.spec_from_file_location("frugal_bench_compare", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    a = run(_cfg(race, tmp_path / "a.sqlite", adaptive=True, rounds=6))
+    e = run(_cfg(race, tmp_path / "e.sqlite"))
+    out = tmp_path / "cmp.json"
+    assert mod.main(["--adaptive", str(tmp_path / "a.sqlite"), "--exhaustive", str(tmp_path / "e.sqlite"),
+                     "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["adaptive_run"] == a.run_id and got["exhaustive_run"] == e.run_id
+    assert got["same_verdicts"] == got["suites_n"] == 1 and got["outcomes_differ"] == 0
+    assert got["outcomes_compared"] == sum(c.n_items for c in a.cells)
+    full = {f"{c.suite}/{c.task}/{c.model}/{c.variant}" for c in a.cells if c.n_items == c.items_available}
+    assert set(got["energy_ratio_full_cells"]) == full
+    assert got["ratio"] > 0 and got["items_scored"]["adaptive"] < got["items_scored"]["exhaustive"]
+    assert "wall-time ratio" in capsys.readouterr().out

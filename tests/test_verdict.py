@@ -99,3 +99,36 @@ def test_a_task_without_guessing_has_no_chance_line():
                    above_chance=None)
     (p,) = suite_points([c])["s"]
     assert p.above_chance is None and p.grade == "A" and gradable(p)
+
+
+def _gap(diff: float, se: float, n: int, discordant: float):
+    from evaluator.stats import PairedGap
+    return PairedGap(diff, se, n, discordant)
+
+
+def test_the_paired_sentence_is_exact_in_each_of_its_four_cases():
+    from evaluator.pareto import _paired_sentence
+    a, b = _pt("a", 0.5, 0.4, 0.6, 1.0), _pt("b", 0.6, 0.5, 0.7, 2.0)
+    head = "A paired test on the 200 items both saw puts the difference at 10.0 points (p = "
+    assert _paired_sentence(a, b, _gap(0.1, 0.04, 200, 0.3)) == head + "0.012): the two are distinguishable at 95%."
+    assert _paired_sentence(a, b, _gap(0.1, 0.06, 200, 0.3)) == head + (
+        "0.096): the two are not distinguishable at 95%; about 234 paired items (34 more) would likely settle "
+        "it, if the difference holds.")
+    assert _paired_sentence(a, b, _gap(0.1, 0.06, 300, 0.3)).endswith(
+        "the two are not distinguishable at 95%, though this many items would usually detect a difference of "
+        "this size: it may be smaller than it looks.")
+    assert _paired_sentence(a, b, _gap(0.0, 0.06, 200, 0.3)) == (
+        "A paired test on the 200 items both saw puts the difference at 0.0 points (p = 1): the two are not "
+        "distinguishable, and they score alike, so more items are unlikely to tell them apart.")
+
+
+def test_the_recommendation_names_the_only_point_the_cheapest_best_and_cheaper_guessers_exactly():
+    only = recommend([_pt("solo", 0.7, 0.6, 0.8, 5.0)], 2.0)
+    assert only.text == "solo fp32 is the only point."
+    cheapest = recommend([_pt("big", 0.9, 0.8, 0.95, 1.0), _pt("small", 0.6, 0.5, 0.7, 2.0)], 2.0)
+    assert cheapest.text == "big fp32 is the most accurate (90.0%) and uses the least energy (estimated energy)."
+    guessers = [_pt(f"g{i}", 0.2, 0.1, 0.3, 0.5 + i, above=False) for i in range(4)]
+    rec = recommend([_pt("real", 0.8, 0.7, 0.9, 10.0), *guessers], 2.0)
+    assert rec.text == ("real fp32 is the most accurate (80.0%) of the points better than chance, and the "
+                        "cheapest of them (estimated energy); 4 cheaper point(s) (g0 fp32, g1 fp32, g2 fp32) are "
+                        "not better than chance at 95%.")
