@@ -115,6 +115,8 @@ class _Ctx:
     runtimes: dict[str, _Runtime]
     idle_w: float = 0.0
     cancel: threading.Event | None = None
+    #: (model, variant) -> what task types prepared for it this run (ScoringOptions.memo)
+    memo: dict[tuple[str, str], dict[Any, Any]] = field(default_factory=dict)
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -353,7 +355,8 @@ def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _
     ttype = get_task_type(task.type)
     done = {r.item_id for r in todo.base[1]} if todo.base else set()
     new = [it for it in todo.items if it.id not in done]
-    scoring = ttype.prepare(task, new, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method))
+    memo = ctx.memo.setdefault((loaded.name, variant.name), {})
+    scoring = ttype.prepare(task, new, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method, memo))
     earlier = _stored_measurement(*todo.base) if todo.base else None
     kind = "generate" if scoring.prefill_items is not None else "score"  # the model's two kinds of pass
     warm = warmed is None or kind not in warmed

@@ -740,3 +740,35 @@ def test_the_benchmark_compares_a_real_race_with_a_real_exhaustive_run(race, tmp
     assert set(got["energy_ratio_full_cells"]) == full
     assert got["ratio"] > 0 and got["items_scored"]["adaptive"] < got["items_scored"]["exhaustive"]
     assert "wall-time ratio" in capsys.readouterr().out
+
+
+def test_an_encoder_probe_is_trained_once_a_run_not_once_a_round(tmp_path, monkeypatch):
+    """The probe an encoder cell trains on its task's train split is kept for the (model, variant) through
+    the run: an adaptive round reloads the model, not the probe; the answers are those of a fresh probe."""
+    from evaluator.tasks.choice import ChoiceTask
+
+    d = tmp_path / "models" / "enc"
+    d.mkdir(parents=True)
+    (d / "fake.json").write_text(json.dumps({"seed": 3, "skill": 0.7, "cost": 1}))
+    mf = tmp_path / "models.yaml"
+    mf.write_text(f"models:\n  - name: enc\n    kind: encoder\n    path: {d}\n")
+    trained: list[str] = []
+    real = ChoiceTask.encoder_plan
+
+    def counting(self, task, loaded, method):
+        trained.append(task.name)
+        return real(self, task, loaded, method)
+
+    monkeypatch.setattr(ChoiceTask, "encoder_plan", counting)
+    base = {"suites": ("finance",), "tasks": ("headline-sentiment",), "models": ("enc",), "variants": ("fake",),
+            "meter": "estimate", "idle_s": 0, "models_file": str(mf), "batch_size": 8}
+    a = run(RunConfig(**base, store=str(tmp_path / "a.sqlite"), adaptive=True, rounds=3))
+    assert [c.scoring_method for c in a.cells] == ["probe-logreg"]
+    assert trained == ["headline-sentiment"]  # one probe for three rounds
+    (cell,) = a.cells
+    e = run(RunConfig(**base, store=str(tmp_path / "e.sqlite"), limit=cell.n_items))
+    got = {r.item_id: r.pred for r in Store(tmp_path / "a.sqlite").run_items(a.run_id)[
+        ("finance", "headline-sentiment", "enc", "fake")]}
+    want = {r.item_id: r.pred for r in Store(tmp_path / "e.sqlite").run_items(e.run_id)[
+        ("finance", "headline-sentiment", "enc", "fake")]}
+    assert cell.n_items == cell.items_available and got == want  # every item, the same answers

@@ -205,6 +205,10 @@ class ScoringOptions:
 
     batch_size: int = 16
     encoder_method: str = "auto"  # auto | zero-shot | probe
+    #: What a task type prepared for this (model, variant) earlier in the run and may use again (the
+    #: runner keeps one per pair: an adaptive round reloads the model, but its weights are the same), e.g.
+    #: an encoder's probe trained on the task's train split. None: nothing is kept.
+    memo: dict[Any, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass

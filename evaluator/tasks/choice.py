@@ -115,7 +115,12 @@ class ChoiceTask(TaskType):
 
     def _prepare_embedding(self, task: Task, items: Sequence[Item], loaded: Loaded,
                            options: ScoringOptions) -> ScoringPass:
-        plan = self.encoder_plan(task, loaded, options.encoder_method)
+        key = ("encoder-plan", task.suite, task.name, options.encoder_method)
+        plan = options.memo.get(key) if options.memo is not None else None
+        if plan is None:  # the probe is trained once per (model, variant) and task in a run, not per round
+            plan = self.encoder_plan(task, loaded, options.encoder_method)
+            if options.memo is not None:
+                options.memo[key] = plan
         bs = options.batch_size * 2
 
         def run(a: int, b: int) -> list[ItemScore]:
