@@ -44,13 +44,21 @@ TARGETS: dict[str, list[str]] = {
                             "distinguishable", "tests/test_adaptive.py::test_the_leader_is_the_recommendation_on_the_"
                             "items_seen", "tests/test_adaptive.py::test_the_recommendation_text_is_exact_in_both_"
                             "of_its_forms"],
-    "evaluator/stats.py": ["tests/test_pareto_stats.py", "tests/test_mutation_core.py"],
+    # with the pure tests of the paired gap, the power estimate and the race's calibration (test_adaptive.py)
+    "evaluator/stats.py": ["tests/test_pareto_stats.py", "tests/test_mutation_core.py", "tests/test_verdict.py", *(
+        f"tests/test_adaptive.py::{t}" for t in (
+            "test_a_task_seen_whole_is_known_exactly_and_a_sample_of_it_less_so",
+            "test_the_race_stops_a_point_as_often_as_its_test_allows_on_the_items_of_the_suite",
+            "test_paired_gap_averages_tasks_like_the_suite_accuracy", "test_power_estimate",
+            "test_the_recommendation_says_whether_the_runner_up_is_distinguishable",
+            "test_too_few_items_or_a_weak_difference_stop_nothing",
+            "test_a_cheaper_more_accurate_point_stops_the_dearer_one_only_beyond_the_tolerance"))],
     "evaluator/gates.py": ["tests/test_gates.py", "tests/test_mutation_core.py",
                            "--deselect", "tests/test_gates.py::test_cli_gate_exit_codes"],  # a real model run
     "evaluator/compare.py": ["tests/test_compare.py", "tests/test_mutation_core.py"],
     # the pure race (the runner tests in the same file run fake models: left to make test)
     "evaluator/adaptive.py": ["tests/test_adaptive.py", "-k", "stops or stop_nothing or correction or decided or "
-                              "leader or round_bounds or paired_gap or power"],
+                              "leader or round_bounds or paired_gap or power or seen_whole"],
 }
 
 #: Survivors that no test can kill, by mutmut's mutant name, with the reason. A name that no longer

@@ -636,6 +636,12 @@ def test_a_task_seen_whole_is_known_exactly_and_a_sample_of_it_less_so():
     # the same outcomes as a sample of 1,000 items: 10 points on 200 items is no proof of 8 on all of them
     pts = [RacePoint("lo", "fp32", 2.0, a, sizes={"t": big}), RacePoint("hi", "fp32", 1.0, b, sizes={"t": big})]
     assert not _off_frontier(race_round(pts, 8.0, tests=1), "lo fp32")
+    # the leader rule too: a dearer point 5 points below the leader, tolerance 8, at a bar no sample clears
+    mid = _outcomes([i % 20 < 11 for i in range(n)])  # 55 %
+    for sizes, stops in (({"t": n}, True), (None, False)):
+        pts = [RacePoint("hi", "fp32", 1.0, b, sizes=sizes), RacePoint("mid", "fp32", 2.0, mid, sizes=sizes)]
+        out = race_round(pts, 8.0, tests=10**9)
+        assert ("mid fp32" in out and out["mid fp32"].reason.startswith("no better than the leader")) is stops
 
 
 @pytest.mark.parametrize(("gap_pts", "stops_at_least", "stops_at_most"), [(2, 0.015, 0.08), (14, 0.95, 1.0)])
