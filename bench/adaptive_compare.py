@@ -15,7 +15,7 @@ checks that the race measured what the exhaustive run measured:
   check: item lengths vary).
 
 Both runs should be on one machine, one after the other, nothing else running: the ratio is only as good as
-that. ``--json`` writes the figures (written whole, then renamed).
+that. ``--json`` writes the figures (atomically: evaluator/safeio.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evaluator.pareto import recommend, suite_points  # noqa: E402
+from evaluator.safeio import atomic_write  # noqa: E402
 from evaluator.store import Store  # noqa: E402
 
 
@@ -109,11 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                items_scored={"adaptive": sum(c.n_items for c in a_cells),
                              "exhaustive": sum(c.n_items for c in e_cells)})
     if args.json:
-        p = Path(args.json)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(out, indent=2))
-        tmp.replace(p)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(args.json, json.dumps(out, indent=2))
     return 0
 
 

@@ -68,6 +68,18 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def extendable(store: Store, setup: str, items: Sequence[Item]) -> tuple[CellResult, list[Any]] | None:
+    """The newest stored cell of this setup key on a subset of ``items`` with the same contents, if any.
+
+    The runner extends it with the rest of the items; the planner prices that extension.
+    """
+    by_id = {it.id: it for it in items}
+    for cell, recs in store.find_extendable(setup, by_id):
+        if items_digest([by_id[r.item_id] for r in recs]) == cell.items_digest:
+            return cell, recs
+    return None
+
+
 def reuse(store: Store, run_id: str, key: str, task: Task, model: str, variant: str) -> CellResult | None:
     """Store a copy of the newest ok cell with ``key`` under this run's names, or return None when none is."""
     hit = store.find_reusable(key)

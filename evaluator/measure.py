@@ -1,7 +1,8 @@
 """The measurement protocol of one cell: warm-up, measured windows, idle subtraction, intervals.
 
 The scoring pass is prepared outside the window (tokenised, probe trained) and warmed up on one batch
-(once per loaded model and scoring method: the runner's later cells of the same kind skip it).
+(once per loaded model and kind of pass, scoring or generation: the runner's later cells of that kind
+skip it).
 Then each item is scored once (``repeats=1``, the default): the pass runs batch by batch, and the
 batches are grouped into measured **windows**, each at least the meter's minimum window long (a counter's
 update period; one batch per window with the estimate). A pass of fewer batches than :data:`MIN_WINDOWS`
@@ -119,8 +120,8 @@ def measure(meter: Meter, window: str, scoring: ScoringPass, repeats: int, idle_
     """Warm up, then score items ``start:stop`` of the pass ``repeats`` times in at least ``min_windows`` windows.
 
     An adaptive round asks for fewer windows when the cell already has some (the cell's windows pool).
-    ``warm=False``: the loaded model has just run a pass of the same scoring method (the runner's previous
-    cell), so its first batch is no colder than the rest; no warm-up batch.
+    ``warm=False``: the loaded model has already run a pass of this kind (scoring or generation) for an
+    earlier cell, so its first batch is no colder than the rest; no warm-up batch.
     """
     stop = scoring.n_items if stop is None else stop
     if not 0 <= start < stop <= scoring.n_items:

@@ -512,8 +512,8 @@ def _reused(config: Any, spec: Any, var: Any, task: Any, n: int, rates: Rates, c
 def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, backend: str) -> Any:
     """The stored cell (a CellResult) the runner would extend, or None: the runner's own lookup.
 
-    ``Store.find_extendable`` with this cell's setup key (the cell key without its items), then the same
-    contents check as the runner's ``_extendable``; None also when it cannot tell (a whole cell is counted).
+    :func:`evaluator.cellkey.extendable` with this cell's setup key (the cell key without its items), as
+    the runner calls it; None also when it cannot tell (a whole cell is counted).
     """
     if getattr(config, "force", False) or not rates.store:
         return None
@@ -523,17 +523,16 @@ def _extension(config: Any, spec: Any, variant: Any, task: Any, rates: Rates, ba
     if not cands:
         return None
     try:
-        from evaluator.cellkey import setup_key
+        from evaluator.cellkey import extendable, setup_key
         from evaluator.store import Store
-        from evaluator.tasks.base import items_digest
 
-        by_id = {it.id: it for it in task.select(config.limit)}
+        items = task.select(config.limit)
         store = Store(rates.store, readonly=True)
         for setup in {setup_key(config, variant, task, kctx) for _c, kctx in _key_contexts(config, spec, variant,
                                                                                             cands)}:
-            for cell, recs in store.find_extendable(setup, by_id):
-                if items_digest([by_id[r.item_id] for r in recs]) == cell.items_digest:
-                    return cell
+            found = extendable(store, setup, items)
+            if found is not None:
+                return found[0]
     except Exception:  # noqa: BLE001 - read-only guess: an unreadable store or model means "no extension"
         return None
     return None

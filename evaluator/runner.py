@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.backends import Backend, get_backend
-from evaluator.cellkey import KeyContext, cell_key, reuse, setup_key
+from evaluator.cellkey import KeyContext, cell_key, extendable, reuse, setup_key
 from evaluator.config import RunConfig
 from evaluator.environment import environment, fallback_fields
 from evaluator.errors import FrugalError, ModelNotAvailable, VariantNotApplicable
@@ -326,11 +326,7 @@ def _reused(ctx: _Ctx, task: Task, key: str, names: dict[str, str]) -> bool:
 
 def _extendable(ctx: _Ctx, setup: str, items: tuple[Item, ...]) -> tuple[CellResult, list[ItemRecord]] | None:
     """The newest stored cell of this setup on a subset of ``items`` with the same contents, if any."""
-    by_id = {it.id: it for it in items}
-    for cell, recs in ctx.store.find_extendable(setup, by_id):
-        if items_digest([by_id[r.item_id] for r in recs]) == cell.items_digest:
-            return cell, recs
-    return None
+    return extendable(ctx.store, setup, items)
 
 
 def _stored_measurement(cell: CellResult, recs: list[ItemRecord]) -> Measured:
