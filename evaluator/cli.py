@@ -22,6 +22,7 @@ from typing import Any
 from evaluator import __version__
 from evaluator.config import Gates, RunConfig, check_references, load_config
 from evaluator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, FrugalError
+from evaluator.pool import END
 from evaluator.textsafe import term
 
 #: Loggers of dependencies that print noise on import (torch's _pytree deprecation lines when transformers
@@ -132,7 +133,7 @@ class _Progress:
         elif e["type"] == "load":
             on = f" on {term(e['node'])}" if e.get("node") else ""
             if e.get("kept"):
-                _err(f"  {term(e['model'])} [{term(e['variant'])}] still loaded from the round before")
+                _err(f"  {term(e['model'])} [{term(e['variant'])}] still loaded from an earlier round")
             else:
                 _err(f"  loading {term(e['model'])} [{term(e['variant'])}]{on} ...")
         elif e["type"] == "placed":
@@ -161,8 +162,15 @@ class _Progress:
         elif e["type"] == "stopped":
             _err(f"  stopped {term(e['suite'])}: {term(e['model'])} [{term(e['variant'])}] after round {e['round']}: "
                  f"{term(e['reason'])}")
+        elif e["type"] == "unload" and e.get("reason") != END:
+            _err(f"  freed {term(e['model'])} [{term(e['variant'])}]: {term(e['reason'])}")
         elif e["type"] == "end":
             _err(f"run {e['run_id']} {e['status']} in {time.time() - self.t0:.1f}s")
+            split = e.get("wall_split_s") or {}
+            if split:
+                parts = ", ".join(f"{k.replace('_', '-')} {v:.0f}" for k, v in split.items()
+                                  if k != "wall" and v >= 0.5)
+                _err(f"  where the time went (s): {parts}")
 
 
 def _err(msg: str) -> None:

@@ -328,13 +328,22 @@ def reset_peak_rss() -> None:
         pass
 
 
-def peak_rss_mb() -> float | None:
-    """Peak resident set size since the last reset, in MB (Linux), else None."""
+def _status_mb(field_name: str) -> float | None:
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field_name + ":"):
                     return int(line.split()[1]) / 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size since the last reset, in MB (Linux), else None."""
+    return _status_mb("VmHWM")
+
+
+def rss_mb() -> float | None:
+    """Resident set size now, in MB (Linux), else None."""
+    return _status_mb("VmRSS")

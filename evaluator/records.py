@@ -115,6 +115,11 @@ class CellResult:
     #: Whether its scoring pass was preceded by a warm-up batch (False: the loaded model had just run a
     #: pass of the same scoring method, for the cell before it).
     warmed_up: bool = True
+    #: Wall time outside the measured windows, by phase, in seconds (all rounds of an extended cell):
+    #: ``prepare`` (the task type's set-up: tokenising, an encoder's probe), ``warm_up`` (the batch before
+    #: the first window, when there was one), ``measure`` (the measurement's own bookkeeping between
+    #: windows). ``duration_s`` is the windows' time; ``load_s`` the model's load.
+    phase_s: dict[str, float] = field(default_factory=dict)
     #: Adaptive evaluation (evaluator/adaptive.py): the test items the task has, and why this cell stopped
     #: before seeing them all (None: it saw them all, or the run was not adaptive).
     items_available: int | None = None

@@ -36,12 +36,16 @@ from evaluator.measure import (
     energy_per_item,
     idle_power_w,
     measure,
+    peak_rss_mb,
     phase_figures,
+    reset_peak_rss,
+    rss_mb,
 )
 from evaluator.meters import Meter, MeterOptions, create_meter
 from evaluator.meters.estimate import cpu_model
 from evaluator.models import ModelSpec, get_spec, load_registry, registry_source, resolve
 from evaluator.pareto import frontier_tasks, mark_cells, suite_points
+from evaluator.pool import Loaded, ModelPool
 from evaluator.records import NOT_APPLICABLE, CellResult, ItemRecord, RunResult
 from evaluator.stats import wilson_interval
 from evaluator.store import Store, now_iso
@@ -117,9 +121,35 @@ class _Ctx:
     cancel: threading.Event | None = None
     #: (model, variant) -> what task types prepared for it this run (ScoringOptions.memo)
     memo: dict[tuple[str, str], dict[Any, Any]] = field(default_factory=dict)
+    #: where this process's time went, by phase, in seconds (:data:`PHASES`)
+    split: dict[str, float] = field(default_factory=dict)
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
+
+    def spent(self, phase: str, seconds: float) -> None:
+        """Add ``seconds`` to ``phase`` of the run's time split."""
+        self.split[phase] = self.split.get(phase, 0.0) + seconds
+
+
+#: The phases of a run's wall time the runner records (``wall_split_s`` in the run's environment): scoring
+#: in measured windows, model loads (with the variant's transform), the loaded model's footprint (parameter
+#: counts and serialized size), the task types' set-up, warm-up batches, the measurement's bookkeeping
+#: between windows, store writes and reads, the adaptive race's decisions; ``other`` is the rest.
+PHASES = ("scoring", "load", "footprint", "prepare", "warm_up", "measure", "store", "race")
+
+
+def wall_split(split: dict[str, float], wall_s: float) -> dict[str, float]:
+    """The run's time split, rounded to 0.1 s, with ``wall`` and ``other`` (wall minus the phases).
+
+    >>> wall_split({"scoring": 10.0, "load": 2.04}, 13.0)
+    {'scoring': 10.0, 'load': 2.0, 'footprint': 0.0, 'prepare': 0.0, 'warm_up': 0.0, 'measure': 0.0, \
+'store': 0.0, 'race': 0.0, 'other': 1.0, 'wall': 13.0}
+    """
+    out = {k: round(split.get(k, 0.0), 1) for k in PHASES}
+    out["other"] = round(max(0.0, wall_s - sum(split.get(k, 0.0) for k in PHASES)), 1)
+    out["wall"] = round(wall_s, 1)
+    return out
 
 
 def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
@@ -128,6 +158,7 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
     from evaluator.carbon import grid_intensity
 
     emit = on_event or (lambda _e: None)
+    t_run = time.perf_counter()
     the_plan = plan(config)
     runtimes = {}
     for name in dict.fromkeys(v.backend for v in the_plan.variants):
@@ -167,8 +198,9 @@ def run(config: RunConfig, on_event: Callable[[Event], None] | None = None,
     status = "cancelled" if ctx.cancelled() else "finished"
     if status == "finished" and any(c.status == "failed" for c in cells):
         status = "finished-with-failures"
-    store.update_run(run_id, status=status, finished_at=now_iso())
-    emit({"type": "end", "run_id": run_id, "status": status})
+    split = wall_split(ctx.split, time.perf_counter() - t_run)
+    store.update_run(run_id, status=status, finished_at=now_iso(), environment_json={**env, "wall_split_s": split})
+    emit({"type": "end", "run_id": run_id, "status": status, "wall_split_s": split})
     return RunResult(run_id, str(store.path), cells, fronts, env, meter_ctx, status)
 
 
@@ -184,34 +216,18 @@ def _worker_ctx(config: RunConfig, variant: Composite, run_id: str, idle_w: floa
 Selection = dict[tuple[str, str], tuple[Item, ...]]
 
 
-@dataclass
-class _Held:
-    """A loaded model kept between adaptive rounds (the last of one round is the first of the next)."""
-
-    key: tuple[str, str] | None = None
-    loaded: Any = None
-    load_s: float = 0.0
-    footprint: dict[str, Any] = field(default_factory=dict)
-    warmed: set[str] = field(default_factory=set)
-
-    def release(self) -> None:
-        """Close the held model, if any, and free its memory."""
-        if self.loaded is not None:
-            self.loaded.close()
-            self.key, self.loaded, self.footprint, self.warmed = None, None, {}, set()
-            gc.collect()
-
-
 def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite,
-               selection: Selection | None = None, min_windows: int = MIN_WINDOWS, hold: _Held | None = None) -> None:
+               selection: Selection | None = None, min_windows: int = MIN_WINDOWS, pool: ModelPool | None = None
+               ) -> None:
     """One (model, variant): refuse or reuse what can be, load once, measure each remaining task.
 
     ``selection`` (adaptive rounds): the items of each (suite, task) to have scored, in order; tasks it
     leaves out are not run. Without it, each task's ``limit`` first items. A stored cell on a subset of
     those items (an earlier round, an earlier run) is extended with the rest rather than measured again.
     ``min_windows``: the measured windows a new cell needs (an extended one pools its stored windows).
-    ``hold``: keep the loaded model there when done instead of closing it, and take it from there when it
-    holds this (model, variant) already; a different model it holds is closed before this one loads.
+    ``pool`` (adaptive rounds, evaluator/pool.py): take the model from there when it holds this (model,
+    variant) already, let it free older models for room before a load, and give the model back to it when
+    done instead of closing it.
     """
     rt = ctx.runtimes[variant.backend]
     names = {"model": spec.name, "variant": variant.name}
@@ -245,14 +261,15 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
     if not todo or ctx.cancelled():
         return None
     mine = (spec.name, variant.name)
-    if hold is not None and hold.key == mine:  # still loaded from the round before
-        loaded, load_s, footprint, warmed = hold.loaded, hold.load_s, hold.footprint, hold.warmed
-        hold.key, hold.loaded = None, None
+    entry = pool.take(mine) if pool is not None else None
+    if entry is not None:  # still loaded from an earlier round
         ctx.emit({"type": "load", **names, "backend": rt.backend.name, "kept": True})
     else:
-        if hold is not None:
-            hold.release()  # the memory is back before the next model loads
+        if pool is not None:
+            pool.make_room(mine)  # the memory is back before this model loads
         ctx.emit({"type": "load", **names, "backend": rt.backend.name})
+        reset_peak_rss()
+        rss0 = rss_mb()
         t0 = time.perf_counter()
         loaded, failure = None, "load failed"
         try:
@@ -265,10 +282,21 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             # Out of the except block, the failed load's traceback (whose frames hold the half-built model) is
             # gone: collect it so the memory is back before the store is written and the next model loads.
             gc.collect()
+            ctx.spent("load", time.perf_counter() - t0)
             return _fail_all(ctx, [(d.task, d.key) for d in todo], names, failure)
         load_s = time.perf_counter() - t0
-        footprint = loaded.footprint()
-        warmed = set()  # kinds of pass (score, generate) this loaded model has run: no warm-up again
+        ctx.spent("load", load_s)
+        peak = peak_rss_mb()
+        if pool is not None and peak is not None and rss0 is not None:
+            pool.record_need(mine, peak - rss0)
+        t0 = time.perf_counter()
+        memo = ctx.memo.setdefault(mine, {})
+        if memo.get(_FOOTPRINT, (None,))[0] != resolved.fingerprint:  # the same weights: the same footprint
+            memo[_FOOTPRINT] = (resolved.fingerprint, loaded.footprint())
+        ctx.spent("footprint", time.perf_counter() - t0)
+        # warmed: kinds of pass (score, generate) this loaded model has run: no warm-up again
+        entry = Loaded(mine, loaded, load_s, memo[_FOOTPRINT][1])
+    loaded, load_s, footprint, warmed = entry.model, entry.load_s, entry.footprint, entry.warmed
     measured: set[str] = set()
     keep = False
     try:
@@ -284,7 +312,9 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             error = None
             try:
                 cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows, warmed)
+                t0 = time.perf_counter()
                 ctx.store.add_cell(ctx.run_id, cell, items)
+                ctx.spent("store", time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - one failed cell never loses the others
                 error = describe(exc, rt.backend.oom_types())
             if error is not None:
@@ -294,15 +324,19 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             ctx.emit({"type": "cell", "suite": t.suite, "task": t.name, **names, "status": "ok",
                       "accuracy": cell.accuracy, "energy_j": cell.energy_j, "energy_method": cell.energy_method,
                       "above_chance": cell.above_chance, "items": cell.n_items})
-        keep = hold is not None
+        keep = pool is not None
     finally:
-        if keep and hold is not None:
-            hold.key, hold.loaded, hold.load_s, hold.footprint, hold.warmed = mine, loaded, load_s, footprint, warmed
+        del loaded
+        if keep and pool is not None:
+            pool.put(entry)
         else:
-            loaded.close()
-            del loaded
+            entry.close()
             gc.collect()
     return None
+
+
+#: The key of a loaded model's footprint in its run memo (beside what task types prepared for it).
+_FOOTPRINT = "frugal.footprint"
 
 
 @dataclass(frozen=True)
@@ -352,14 +386,27 @@ def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _
     done = {r.item_id for r in todo.base[1]} if todo.base else set()
     new = [it for it in todo.items if it.id not in done]
     memo = ctx.memo.setdefault((loaded.name, variant.name), {})
+    t0 = time.perf_counter()
     scoring = ttype.prepare(task, new, loaded, ScoringOptions(cfg.batch_size, cfg.encoder_method, memo))
     earlier = _stored_measurement(*todo.base) if todo.base else None
     kind = "generate" if scoring.prefill_items is not None else "score"  # the model's two kinds of pass
     warm = warmed is None or kind not in warmed
+    t1 = time.perf_counter()
+    if warm:
+        scoring.warm()  # (measure's own warm-up, timed here)
+    t2 = time.perf_counter()
     m = measure(ctx.meter, f"{task.suite}/{task.name}", scoring, cfg.repeats, ctx.idle_w,
-                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows, warm=warm)
+                min_windows=max(1, min_windows - len(earlier.windows)) if earlier else min_windows, warm=False)
+    t3 = time.perf_counter()
     if warmed is not None:
         warmed.add(kind)
+    windows_s = sum(w.duration_s for w in m.windows) + sum(w.duration_s for w in m.prefill_windows)
+    phases = {"prepare": t1 - t0, "warm_up": t2 - t1, "measure": max(0.0, t3 - t2 - windows_s)}
+    for k, v in phases.items():
+        ctx.spent(k, v)
+    ctx.spent("scoring", windows_s)
+    if todo.base:
+        phases = {k: v + todo.base[0].phase_s.get(k, 0.0) for k, v in phases.items()}
     if earlier is not None:
         m = combine([earlier, m])
         order = {it.id: i for i, it in enumerate(todo.items)}
@@ -368,6 +415,7 @@ def _measure_cell(ctx: _Ctx, loaded: Any, todo: _Todo, variant: Composite, rt: _
     extra.update(phase_figures(m, extra.get("generated_tokens"), len(m.scores),
                                -(-len(m.scores) // max(1, scoring.chunk))))
     extra.update(setup_key=todo.setup, items_digest=items_digest(todo.items), warmed_up=warm,
+                 phase_s={k: round(v, 3) for k, v in phases.items()},
                  extended_from_items=len(done), energy_windows=[w.to_dict() for w in m.windows],
                  prefill_windows=[w.to_dict() for w in m.prefill_windows])
     return _cell(ctx, task, todo.items, ttype.metrics(task, m.scores, scoring.method), scoring.method, m,
@@ -411,10 +459,12 @@ def _item_records(m: Measured) -> list[ItemRecord]:
 def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
     """Rounds over the grid (evaluator/adaptive.py): each round extends the cells still in their suite's race.
 
-    Each (model, variant) is loaded once per round it takes part in (but the one a round ends with, which
-    begins the next). After each round, per suite, points confidently out of contention stop (off the
-    frontier, below the best, no better than the leader), and a suite whose leader is the last point racing
-    is decided; stopped cells record how many items they saw and why they stopped.
+    Loaded models stay loaded between rounds as the machine's free memory allows (evaluator/pool.py: on an
+    accelerator only the one a round ends with, which begins the next), and a (model, variant) whose points
+    have all stopped is freed after the round that stopped the last of them. After each round, per suite,
+    points confidently out of contention stop (off the frontier, below the best, no better than the leader),
+    and a suite whose leader is the last point racing is decided; stopped cells record how many items they
+    saw and why they stopped.
     """
     from evaluator.adaptive import order_items, race_bounds
 
@@ -423,11 +473,18 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
               for t in the_plan.tasks}
     bounds = {k: race_bounds(len(v), cfg.rounds, cfg.batch_size) for k, v in orders.items()}
     stopped: dict[tuple[str, str, str], str] = {}
-    hold = _Held()
+    on_cpu = all(rt.device == "cpu" for rt in ctx.runtimes.values())
+
+    def freed(entry: Loaded, why: str) -> None:
+        model, variant = entry.key  # type: ignore[misc]
+        ctx.emit({"type": "unload", "model": model, "variant": variant, "reason": why})
+
+    pool = ModelPool(max_models=None if on_cpu else 1, on_free=freed)
     try:
-        _race(ctx, the_plan, orders, bounds, stopped, hold)
+        _race(ctx, the_plan, orders, bounds, stopped, pool)
     finally:
-        hold.release()
+        pool.release()
+    ctx.emit({"type": "pool", "kept": pool.hits, "freed_for_room": pool.evictions})
     for t in the_plan.tasks:  # how many items each task has, beside how many each cell saw
         for m in the_plan.models:
             for v in the_plan.variants:
@@ -436,11 +493,13 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
 
 
 def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, ...]],
-          bounds: dict[tuple[str, str], list[int]], stopped: dict[tuple[str, str, str], str], hold: _Held) -> None:
+          bounds: dict[tuple[str, str], list[int]], stopped: dict[tuple[str, str, str], str], pool: ModelPool
+          ) -> None:
     """The rounds of :func:`_run_adaptive`.
 
-    Every other round runs the (model, variant) pairs in reverse, so that the pair a round ends with is
-    still loaded when the next begins (``hold``): one load fewer a round.
+    Every other round runs the (model, variant) pairs in reverse, so that the pairs a round ends with are
+    the first the next one needs: when memory runs short, the pool frees the pair used longest ago, which is
+    the one the next round reaches last.
     """
     from evaluator.adaptive import race_round, race_tests
 
@@ -462,10 +521,13 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
                    for t in the_plan.tasks
                    if (t.suite, t.name) in grows and (t.suite, spec.name, variant.name) not in stopped}
             if sel:
-                _run_group(ctx, the_plan.tasks, spec, variant, sel, hold=hold)
+                _run_group(ctx, the_plan.tasks, spec, variant, sel, pool=pool)
         if r == n_rounds - 1:
             break
+        t0 = time.perf_counter()
         cells, items = ctx.store.cells(ctx.run_id), ctx.store.run_items(ctx.run_id)
+        ctx.spent("store", time.perf_counter() - t0)
+        t0 = time.perf_counter()
         for suite in the_plan.suites:
             sizes = {t.name: len(orders[(t.suite, t.name)]) for t in the_plan.tasks if t.suite == suite.name}
             race = _race_points(suite, cells, items, stopped, sizes)
@@ -477,6 +539,10 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
                                        stopped_after_round=r + 1)
                 ctx.emit({"type": "stopped", "suite": suite.name, "model": p.model, "variant": p.variant,
                           "round": r + 1, "reason": stop.reason})
+        ctx.spent("race", time.perf_counter() - t0)
+        for spec, variant in pairs:  # a pair out of every suite's race needs no memory any more
+            if all((s.name, spec.name, variant.name) in stopped for s in the_plan.suites):
+                pool.drop((spec.name, variant.name), f"stopped in every suite after round {r + 1}")
         if all(p in stopped for p in points):
             break
 

@@ -31,7 +31,7 @@ from evaluator.measure import MIN_WINDOWS, Window, combine, measure, summarise
 from evaluator.meters import MeterOptions, create_meter
 from evaluator.pareto import choose, recommend
 from evaluator.records import SuitePoint
-from evaluator.runner import run
+from evaluator.runner import PHASES, run
 from evaluator.stats import items_needed, paired_gap
 from evaluator.store import Store
 from evaluator.tasks.base import ItemScore, ScoringPass
@@ -691,9 +691,8 @@ def test_a_loaded_model_warms_up_once_per_kind_of_pass(race, tmp_path):
     assert calls == ["warm"]
 
 
-def test_the_model_a_round_ends_with_begins_the_next_still_loaded(race, tmp_path, monkeypatch):
-    """Rounds alternate the order of the (model, variant) pairs; the last pair of a round is kept loaded for
-    the first of the next, and every model is closed by the end of the run."""
+def _count_loads(monkeypatch) -> tuple[list[str], list[str]]:
+    """Record each fake model the runner opens and closes."""
     from evaluator.backends import fake
 
     opened: list[str] = []
@@ -709,19 +708,85 @@ def test_the_model_a_round_ends_with_begins_the_next_still_loaded(race, tmp_path
         return loaded
 
     monkeypatch.setattr(fake.FakeBackend, "load", load)
+    return opened, closed
+
+
+def test_models_stay_loaded_between_rounds_while_memory_allows(race, tmp_path, monkeypatch):
+    """With memory to spare each (model, variant) loads once in the run, however many rounds it races; a pair
+    whose points have all stopped is freed after the round that stopped it (before the next round's loads);
+    every model is closed by the end; the run's time split is stored and adds up to its wall time."""
+    import evaluator.pool as pool_mod
+
+    monkeypatch.setattr(pool_mod, "available_mb", lambda: 1e9)
+    monkeypatch.setattr(pool_mod, "total_mb", lambda: 4e5)
+    opened, closed = _count_loads(monkeypatch)
     events: list[dict] = []
     models = ("cheap-ok", "cheap-good", "dear-good")
     res = run(_cfg(race, tmp_path / "h.sqlite", models=models, adaptive=True, rounds=4, tolerance_pts=0.0),
               on_event=events.append)
     assert res.status == "finished"
-    loads = [(e["model"], bool(e.get("kept"))) for e in events if e["type"] == "load"]
-    rounds = [e["round"] for e in events if e["type"] == "round"]
-    assert len(rounds) >= 2 and any(kept for _m, kept in loads)
-    for i, (model, kept) in enumerate(loads):
-        if kept:  # taken over from the pair just before it, without a load
-            assert loads[i - 1][0] == model
-    assert len(opened) == sum(not kept for _m, kept in loads)
+    assert sum(e["type"] == "round" for e in events) >= 2
+    assert sorted(opened) == sorted(models)  # one load each
+    assert any(e.get("kept") for e in events if e["type"] == "load")
     assert sorted(opened) == sorted(closed)  # nothing left open
+    stops = [e for e in events if e["type"] == "stopped"]
+    for s in stops:  # a stopped pair is freed at once, and not loaded again
+        i = events.index(s)
+        after = events[i:]
+        unload = next(j for j, e in enumerate(after) if e["type"] == "unload" and e["model"] == s["model"])
+        assert "stopped in every suite" in after[unload]["reason"]
+        assert not any(e["type"] in ("load", "cell-start") and e.get("model") == s["model"] for e in after)
+        nxt = next((j for j, e in enumerate(after) if e["type"] == "round"), len(after))
+        assert unload < nxt
+    split = Store(tmp_path / "h.sqlite").get_run(res.run_id)["environment"]["wall_split_s"]
+    assert split["scoring"] > 0 and set(split) == {*PHASES, "other", "wall"}
+    assert abs(sum(v for k, v in split.items() if k != "wall") - split["wall"]) < 0.5
+    for c in res.cells:  # each cell's own overheads, over all its rounds
+        assert set(c.phase_s) == {"prepare", "warm_up", "measure"} and all(v >= 0 for v in c.phase_s.values())
+
+
+def test_without_free_memory_a_round_reloads_all_but_the_pair_it_began_with(race, tmp_path, monkeypatch):
+    """When free memory is short (or unknown) the pool frees everything before a load: the runner then keeps
+    only the pair a round ends with, which the next round (in reverse order) begins with."""
+    import evaluator.pool as pool_mod
+
+    monkeypatch.setattr(pool_mod, "available_mb", lambda: None)
+    opened, closed = _count_loads(monkeypatch)
+    events: list[dict] = []
+    models = ("cheap-ok", "cheap-good", "dear-good")
+    res = run(_cfg(race, tmp_path / "h.sqlite", models=models, adaptive=True, rounds=4, tolerance_pts=0.0),
+              on_event=events.append)
+    assert res.status == "finished"
+    loads = [(e["model"], e["variant"], bool(e.get("kept"))) for e in events if e["type"] == "load"]
+    assert any(kept for *_p, kept in loads) and len(opened) > len(models)
+    for i, (model, variant, kept) in enumerate(loads):
+        if kept:  # taken over from the pair just before it, without a load
+            assert loads[i - 1][:2] == (model, variant)
+    assert len(opened) == sum(not kept for *_p, kept in loads)
+    assert sorted(opened) == sorted(closed)
+
+
+def test_a_loaded_model_footprint_is_measured_once_a_run(race, tmp_path, monkeypatch):
+    """A (model, variant) reloaded in a later round reports the footprint of its first load without
+    measuring it again (serialising a 1.5B model to count its bytes took seconds a load)."""
+    import evaluator.pool as pool_mod
+    from evaluator.backends import fake
+
+    monkeypatch.setattr(pool_mod, "available_mb", lambda: None)  # reload every round
+    counted: list[str] = []
+    real = fake.FakeLoaded.footprint
+
+    def footprint(self):
+        counted.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(fake.FakeLoaded, "footprint", footprint)
+    opened, _closed = _count_loads(monkeypatch)
+    models = ("cheap-ok", "cheap-good", "dear-good")
+    res = run(_cfg(race, tmp_path / "f.sqlite", models=models, adaptive=True, rounds=4, tolerance_pts=0.0))
+    assert len(opened) > len(models) and sorted(counted) == sorted(models)
+    for model in models:  # every cell reports the footprint (the first load's)
+        assert len({(c.params, c.size_mb) for c in res.cells if c.model == model and c.status == "ok"}) == 1
 
 
 def test_the_benchmark_compares_a_real_race_with_a_real_exhaustive_run(race, tmp_path, capsys):

@@ -1,0 +1,98 @@
+"""The pool of loaded models an adaptive run keeps between rounds (evaluator/pool.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from evaluator.pool import Loaded, ModelPool, meminfo_mb
+
+
+class _Model:
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def close(self) -> None:
+        self.log.append(self.name)
+
+
+def _entry(log: list[str], name: str) -> Loaded:
+    return Loaded(name, _Model(log, name), 1.0)
+
+
+def test_room_is_made_by_freeing_the_model_used_longest_ago_until_the_load_fits():
+    closed: list[str] = []
+    free = {"mb": 3000.0}
+    pool = ModelPool(free=lambda: free["mb"], total=lambda: 16000.0, reserve_mb=500)
+    for name in ("a", "b", "c"):
+        pool.put(_entry(closed, name))
+    pool.record_need("d", 2000)
+    assert pool.make_room("d") == 0 and closed == []  # 3000 >= 2000 + 500: nothing to free
+    pool.record_need("d", 4000)  # (a need only grows)
+    pool.record_need("d", 1000)
+    assert pool.need_mb("d") == 4000
+
+    def on_close(name: str) -> None:
+        closed.append(name)
+        free["mb"] += 1000  # each model freed gives 1000 MiB back
+
+    for e in pool._held.values():
+        e.model.close = lambda n=e.key: on_close(n)
+    assert pool.make_room("d") == 2 and closed == ["a", "b"]  # 5000 >= 4500 after two
+    assert pool.keys == ["c"] and pool.evictions == 2
+
+
+def test_a_first_load_asks_for_a_share_of_the_machine_and_unknown_free_memory_frees_everything():
+    closed: list[str] = []
+    pool = ModelPool(free=lambda: 9000.0, total=lambda: 16000.0, reserve_mb=1000)
+    pool.put(_entry(closed, "a"))
+    assert pool.need_mb("new") == 8000  # half the machine
+    assert pool.make_room("new") == 0  # 9000 >= 8000 + 1000
+    pool = ModelPool(free=lambda: 8999.0, total=lambda: 16000.0, reserve_mb=1000)
+    pool.put(_entry(closed, "a"))
+    assert pool.make_room("new") == 1 and closed == ["a"]
+    blind = ModelPool(free=lambda: None, total=lambda: None)
+    blind.put(_entry(closed, "b"))
+    blind.put(_entry(closed, "c"))
+    assert blind.need_mb("x") is None
+    assert blind.make_room("x") == 2 and closed == ["a", "b", "c"] and len(blind) == 0
+
+
+def test_take_hands_back_the_model_and_put_makes_it_the_most_recent():
+    closed: list[str] = []
+    pool = ModelPool(free=lambda: 0.0, total=lambda: 1.0)
+    a, b = _entry(closed, "a"), _entry(closed, "b")
+    pool.put(a)
+    pool.put(b)
+    assert pool.take("a") is a and pool.keys == ["b"] and pool.hits == 1
+    assert pool.take("a") is None and pool.hits == 1
+    pool.put(a)
+    assert pool.keys == ["b", "a"]
+    pool.put(_entry(closed, "a"))  # a second copy replaces the first, which is closed
+    assert pool.keys == ["b", "a"] and closed == ["a"]
+
+
+def test_max_models_drop_and_release_close_what_they_free():
+    closed: list[str] = []
+    why: list[str] = []
+    pool = ModelPool(max_models=2, free=lambda: 1e9, total=lambda: 1e9,
+                     on_free=lambda e, reason: why.append(f"{e.key}: {reason}"))
+    for name in ("a", "b", "c"):
+        pool.put(_entry(closed, name))
+    assert pool.keys == ["b", "c"] and closed == ["a"] and "at most 2 models" in why[0]
+    assert pool.drop("b", "stopped") and not pool.drop("b") and closed == ["a", "b"]
+    assert why[1] == "b: stopped"
+    pool.release()
+    assert closed == ["a", "b", "c"] and len(pool) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        ModelPool(max_models=0)
+
+
+def test_meminfo_is_read_from_the_kernel_file_and_none_when_it_cannot_be(tmp_path):
+    f = tmp_path / "meminfo"
+    f.write_text("MemTotal:       24576000 kB\nMemFree:  100 kB\nMemAvailable:   12288000 kB\n")
+    assert meminfo_mb("MemTotal", str(f)) == 24000.0
+    assert meminfo_mb("MemAvailable", str(f)) == 12000.0
+    assert meminfo_mb("SwapTotal", str(f)) is None
+    assert meminfo_mb("MemTotal", str(tmp_path / "absent")) is None
+    f.write_text("MemTotal: lots\n")
+    assert meminfo_mb("MemTotal", str(f)) is None
