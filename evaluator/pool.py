@@ -68,6 +68,8 @@ class Loaded:
     footprint: dict[str, Any] = field(default_factory=dict)
     #: kinds of pass (score, generate) this loaded model has run: no warm-up batch again
     warmed: set[str] = field(default_factory=set)
+    #: how much the process's resident memory grew with this load (MiB; 0 unknown)
+    resident_mb: float = 0.0
 
     def close(self) -> None:
         """Close the model and free its memory."""
@@ -99,6 +101,10 @@ class ModelPool:
     def keys(self) -> list[Hashable]:
         """The models held, used longest ago first."""
         return list(self._held)
+
+    def held_mb(self) -> float:
+        """Resident memory of the models held (not in use), as each load grew it (MiB)."""
+        return sum(e.resident_mb for e in self._held.values())
 
     def __len__(self) -> int:
         return len(self._held)

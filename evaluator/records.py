@@ -120,6 +120,9 @@ class CellResult:
     #: the first window, when there was one), ``measure`` (the measurement's own bookkeeping between
     #: windows). ``duration_s`` is the windows' time; ``load_s`` the model's load.
     phase_s: dict[str, float] = field(default_factory=dict)
+    #: Resident memory (MB) an adaptive run held for other loaded models while this cell was measured
+    #: (evaluator/pool.py): left out of the estimate meter's RAM term, which is the cell's own.
+    held_rss_mb: float = 0.0
     #: Adaptive evaluation (evaluator/adaptive.py): the test items the task has, and why this cell stopped
     #: before seeing them all (None: it saw them all, or the run was not adaptive).
     items_available: int | None = None

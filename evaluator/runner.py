@@ -295,7 +295,9 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             memo[_FOOTPRINT] = (resolved.fingerprint, loaded.footprint())
         ctx.spent("footprint", time.perf_counter() - t0)
         # warmed: kinds of pass (score, generate) this loaded model has run: no warm-up again
-        entry = Loaded(mine, loaded, load_s, memo[_FOOTPRINT][1])
+        rss1 = rss_mb()
+        entry = Loaded(mine, loaded, load_s, memo[_FOOTPRINT][1],
+                       resident_mb=max(0.0, rss1 - rss0) if rss0 is not None and rss1 is not None else 0.0)
     loaded, load_s, footprint, warmed = entry.model, entry.load_s, entry.footprint, entry.warmed
     measured: set[str] = set()
     keep = False
@@ -311,7 +313,14 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
                       "items": len(d.items), "extends": d.base[0].n_items if d.base else 0})
             error = None
             try:
-                cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows, warmed)
+                held = _held_by_others(pool, entry)
+                ctx.meter.hold_rss(held)
+                try:
+                    cell, items = _measure_cell(ctx, loaded, d, variant, rt, load_s, footprint, min_windows, warmed)
+                finally:
+                    ctx.meter.hold_rss(0.0)
+                if held:
+                    cell = replace(cell, held_rss_mb=round(max(held, d.base[0].held_rss_mb if d.base else 0.0), 1))
                 t0 = time.perf_counter()
                 ctx.store.add_cell(ctx.run_id, cell, items)
                 ctx.spent("store", time.perf_counter() - t0)
@@ -333,6 +342,18 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             entry.close()
             gc.collect()
     return None
+
+
+def _held_by_others(pool: ModelPool | None, entry: Loaded) -> float:
+    """Resident memory (MB) the pool holds for other models while ``entry``'s cells are measured.
+
+    At most the process's resident memory now less this model's own (a held model's pages may have been
+    reclaimed since it loaded: never leave less than the cell's own model in its figure).
+    """
+    if pool is None or not len(pool):
+        return 0.0
+    now = rss_mb()
+    return min(pool.held_mb(), max(0.0, now - entry.resident_mb)) if now is not None else pool.held_mb()
 
 
 #: The key of a loaded model's footprint in its run memo (beside what task types prepared for it).

@@ -97,3 +97,33 @@ def test_context_describes_the_formula() -> None:
     context = EstimateMeter().context()
     assert context["meter"] == "estimate" and context["is_estimate"] is True
     assert "cpu_time_s * watts_per_core" in context["formula"]
+
+
+def test_memory_held_for_other_models_is_left_out_of_the_ram_term(half_second_n: int) -> None:
+    """An adaptive run keeps other models loaded while a cell is measured (evaluator/pool.py): their resident
+    memory is not the cell's, so the RAM term counts the window's peak less it, never below zero; the
+    auto meter passes the figure on to the estimate it falls back to."""
+    meter = EstimateMeter(EstimateConfig(watts_per_core=10.0))
+    meter.begin("w")
+    spin(half_second_n // 5)
+    whole = meter.end("w")
+    peak = peak_rss_mb()
+    meter.hold_rss(peak / 2)
+    meter.begin("w")
+    spin(half_second_n // 5)
+    half = meter.end("w")
+    per_s = lambda m: m.components_j["dram"] / m.duration_s  # noqa: E731
+    assert per_s(whole) == pytest.approx(peak / 1024 * meter.ram_w_per_gb, rel=0.02)
+    assert per_s(half) == pytest.approx(peak / 2 / 1024 * meter.ram_w_per_gb, rel=0.02)
+    assert half.details["held_rss_mb"] == pytest.approx(peak / 2)
+    meter.hold_rss(peak * 10)
+    meter.begin("w")
+    none = meter.end("w")
+    assert none.components_j["dram"] == 0.0 and none.energy_j == none.components_j["cpu"]
+    meter.hold_rss(-5)
+    assert meter.held_rss_mb == 0.0
+    auto = create_meter("auto", MeterOptions())
+    auto.hold_rss(123.0)
+    fallback = getattr(auto, "fallback", None)
+    assert auto.held_rss_mb == 123.0
+    assert all(p.held_rss_mb == 123.0 for p in [*getattr(auto, "parts", []), *([fallback] if fallback else [])])

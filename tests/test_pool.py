@@ -96,3 +96,23 @@ def test_meminfo_is_read_from_the_kernel_file_and_none_when_it_cannot_be(tmp_pat
     assert meminfo_mb("MemTotal", str(tmp_path / "absent")) is None
     f.write_text("MemTotal: lots\n")
     assert meminfo_mb("MemTotal", str(f)) is None
+
+
+def test_a_cell_is_charged_for_its_own_memory_not_the_models_the_pool_holds(monkeypatch):
+    """The runner tells the meter what the pool holds for other models while a cell runs, at most the
+    process's resident memory less the cell's own model (pages of a held model may have been reclaimed)."""
+    import evaluator.runner as runner
+
+    closed: list[str] = []
+    pool = ModelPool(free=lambda: 1e9, total=lambda: 1e9)
+    mine = Loaded("mine", _Model(closed, "mine"), 1.0, resident_mb=500.0)
+    assert runner._held_by_others(pool, mine) == 0.0 and runner._held_by_others(None, mine) == 0.0
+    pool.put(Loaded("a", _Model(closed, "a"), 1.0, resident_mb=3000.0))
+    pool.put(Loaded("b", _Model(closed, "b"), 1.0, resident_mb=1000.0))
+    assert pool.held_mb() == 4000.0
+    monkeypatch.setattr(runner, "rss_mb", lambda: 6000.0)
+    assert runner._held_by_others(pool, mine) == 4000.0
+    monkeypatch.setattr(runner, "rss_mb", lambda: 2500.0)  # reclaimed: the cell keeps its own 500
+    assert runner._held_by_others(pool, mine) == 2000.0
+    monkeypatch.setattr(runner, "rss_mb", lambda: None)
+    assert runner._held_by_others(pool, mine) == 4000.0

@@ -55,6 +55,12 @@ class AutoMeter(Meter):
                    estimate=EstimateConfig(options.watts_per_core, options.ram_w_per_gb),
                    sample_interval_s=options.sample_interval_s)
 
+    def hold_rss(self, mb: float) -> None:
+        """Set the held memory here and on the meters it is made of (the estimate fallback among them)."""
+        super().hold_rss(mb)
+        for part in [*self.parts, *([self.fallback] if self.fallback is not None else [])]:
+            part.hold_rss(mb)
+
     def _begin(self) -> Any:
         if self.fallback is not None:
             return self.fallback._begin()

@@ -79,6 +79,14 @@ class Meter(abc.ABC):
 
     def __init__(self) -> None:
         self._open: dict[str, tuple[float, float, Any]] = {}
+        #: Resident memory (MB) the run holds for other loaded models while this meter measures a cell (an
+        #: adaptive run's pool, evaluator/pool.py): not the cell's, so a meter that models RAM power from
+        #: this process's resident memory (the estimate) leaves it out. Counters measure what they measure.
+        self.held_rss_mb = 0.0
+
+    def hold_rss(self, mb: float) -> None:
+        """Set :attr:`held_rss_mb` for the windows that follow (0: none held)."""
+        self.held_rss_mb = max(0.0, float(mb))
 
     def begin(self, window: str) -> None:
         """Open a named window."""

@@ -2,9 +2,10 @@
 
 Used when no energy counter is readable (no RAPL, no NVML), as on machines without access to
 power counters. The figure is ``energy_j = cpu_time_s * watts_per_core + duration_s * ram_w``
-where ``ram_w = peak_rss_gb * ram_w_per_gb``. ``watts_per_core`` comes from
-:data:`CPU_WATTS_PER_CORE` by CPU model (TDP divided by physical cores, a common first-order
-approximation for a fully busy core), else :data:`DEFAULT_WATTS_PER_CORE`; both can be overridden.
+where ``ram_w = peak_rss_gb * ram_w_per_gb``; ``peak_rss_gb`` is the window's peak resident memory less
+what the run holds for other loaded models meanwhile (``held_rss_mb``, an adaptive run's pool).
+``watts_per_core`` comes from :data:`CPU_WATTS_PER_CORE` by CPU model (TDP divided by physical cores, a
+common first-order approximation for a fully busy core), else :data:`DEFAULT_WATTS_PER_CORE`; both can be overridden.
 It counts only this process's CPU time: it ignores GPU energy, other processes and idle draw.
 """
 
@@ -87,7 +88,7 @@ class EstimateMeter(Meter):
 
     def _end(self, window: str, state: Any, duration_s: float, cpu_time_s: float) -> Measurement:
         cpu_j = cpu_time_s * self.watts_per_core
-        ram_j = duration_s * (peak_rss_mb() / 1024.0) * self.ram_w_per_gb
+        ram_j = duration_s * (max(0.0, peak_rss_mb() - self.held_rss_mb) / 1024.0) * self.ram_w_per_gb
         return Measurement(
             window=window,
             energy_j=cpu_j + ram_j,
@@ -96,7 +97,8 @@ class EstimateMeter(Meter):
             energy_method="estimate",
             is_estimate=True,
             components_j={"cpu": cpu_j, "dram": ram_j},
-            details={"watts_per_core": self.watts_per_core, "ram_w_per_gb": self.ram_w_per_gb},
+            details={"watts_per_core": self.watts_per_core, "ram_w_per_gb": self.ram_w_per_gb,
+                     "held_rss_mb": self.held_rss_mb},
         )
 
     def context(self) -> dict[str, Any]:
@@ -108,5 +110,5 @@ class EstimateMeter(Meter):
             "watts_per_core": self.watts_per_core,
             "watts_per_core_source": self.source,
             "ram_w_per_gb": self.ram_w_per_gb,
-            "formula": "cpu_time_s * watts_per_core + duration_s * peak_rss_gb * ram_w_per_gb",
+            "formula": "cpu_time_s * watts_per_core + duration_s * (peak_rss_gb - held_rss_gb) * ram_w_per_gb",
         }
