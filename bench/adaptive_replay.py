@@ -7,7 +7,8 @@
 Uses the runner's own race (evaluator/adaptive.py: seeded orders, round bounds, the stopping rules) on the
 per-item outcomes an exhaustive run stored, with each cell's measured time and energy per item. It prints,
 per suite, the exhaustive recommendation and the replayed one, and the share of scoring time the race
-would spend (model loads per round included, from each cell's load_s). It predicts; the real adaptive run
+would spend (each model's load included once, from its cells' load_s, as the runner keeps models loaded
+between rounds where memory allows; ``--reload-each-round`` counts one load per round it races). It predicts; the real adaptive run
 (`frugal run --adaptive`) is what docs/benchmarks.md reports.
 
 ``--export`` writes the run's per-item outcomes (item ids and right/wrong, with each cell's time, energy
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fpc", action="store_true",
                     help="compare as if the items were drawn from an unlimited domain (the race before 2026-12-03)")
     ap.add_argument("--models", nargs="*", help="only these models (default: every model of the run)")
+    ap.add_argument("--reload-each-round", action="store_true",
+                    help="count a load per round a model races (the runner before 2026-12-03 evening; it now keeps "
+                         "models loaded between rounds as memory allows, one load each)")
     args = ap.parse_args(argv)
     if args.store:
         store = Store(args.store, readonly=True)
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         ok, spent, used = _race_suite(suite, cs, items, full, args)
         same, spent_s = same + ok, spent_s + spent
         loads |= used
-    load_s = sum(next(c.load_s or 0 for c in cells if (c.model, c.variant) == (m, v)) for _r, m, v in loads)
+    loaded = loads if args.reload_each_round else {(0, m, v) for _r, m, v in loads}
+    load_s = sum(next(c.load_s or 0 for c in cells if (c.model, c.variant) == (m, v)) for _r, m, v in loaded)
     print(f"\nsame recommendation in {same} of {len(by_suite)} suites")
     print(f"scoring + loads: exhaustive {total_s:.0f} s, replayed race {spent_s + load_s:.0f} s "
           f"({(spent_s + load_s) / total_s:.0%}); loads {load_s:.0f} s")

@@ -403,7 +403,8 @@ def _child(job_file: str) -> int:
             elif e["type"] == "load":
                 mv = (e["model"], e["variant"])
                 todo = pending.setdefault(mv, list(order.get(mv, [])))
-                d["current"] = f"loading {e['model']} [{e['variant']}]" + (
+                d["current"] = (f"{e['model']} [{e['variant']}] still loaded" if e.get("kept") else
+                                f"loading {e['model']} [{e['variant']}]") + (
                     f", then measuring {todo[0][0]}/{todo[0][1]}" if todo else "")
             elif e["type"] == "cell-start":
                 on = f" on {e['node']}" if e.get("node") else ""  # the Ray executor says where
@@ -427,6 +428,8 @@ def _child(job_file: str) -> int:
                     d["current"] = f"{e['model']} [{e['variant']}]: {e['suite']}/{e['task']} {e.get('status')}"
             elif e["type"] == "end":
                 d["current"] = None
+                if e.get("wall_split_s"):
+                    d["wall_split_s"] = e["wall_split_s"]  # where the run's time went (runner.PHASES)
             if cancel.is_set() and d.get("status") in ("starting", "running"):
                 d["status"] = "cancelling"
 
