@@ -8,8 +8,8 @@ Uses the runner's own race (evaluator/adaptive.py: seeded orders, round bounds, 
 per-item outcomes an exhaustive run stored, with each cell's measured time and energy per item. It prints,
 per suite, the exhaustive recommendation and the replayed one, and the share of scoring time the race
 would spend (each model's load included once, from its cells' load_s, as the runner keeps models loaded
-between rounds where memory allows; ``--reload-each-round`` counts one load per round it races). It predicts; the real adaptive run
-(`frugal run --adaptive`) is what docs/benchmarks.md reports.
+between rounds where memory allows; ``--reload-each-round`` counts one load per round it races). It
+predicts; the real adaptive run (`frugal run --adaptive`) is what docs/benchmarks.md reports.
 
 ``--export`` writes the run's per-item outcomes (item ids and right/wrong, with each cell's time, energy
 and load time; no model output) as a small gzipped JSON file, so that the replay survives the store.

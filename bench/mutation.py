@@ -59,6 +59,8 @@ TARGETS: dict[str, list[str]] = {
     # the pure race (the runner tests in the same file run fake models: left to make test)
     "evaluator/adaptive.py": ["tests/test_adaptive.py", "-k", "stops or stop_nothing or correction or decided or "
                               "leader or round_bounds or paired_gap or power or seen_whole"],
+    # the pool of loaded models, on its own (the runner's use of it is tested with fake models in make test)
+    "evaluator/pool.py": ["tests/test_pool.py"],
 }
 
 #: Survivors that no test can kill, by mutmut's mutant name, with the reason. A name that no longer
@@ -75,7 +77,12 @@ _RISE = ("only a change of exactly +-0.05 differs: e_b / e_a - 1 is a multiple o
 _LOOKUP = "items looked up for a cell that failed: diff_cells ignores them (it compares ok cells only, both sides)"
 _ZIP = "zip of the points and their gradable flags: the same length by construction"
 _ROW = "zip of a row and the column widths: every row has as many cells as the header"
+_LAST_NONE = "OrderedDict.popitem(last=None) is popitem(last=False): it tests the flag's truth, and None is false"
 EQUIVALENT: dict[str, str] = {
+    "evaluator.pool.xǁModelPoolǁ__init____mutmut_22": "the default on_free callback's return value is never used",
+    "evaluator.pool.xǁModelPoolǁmake_room__mutmut_24": _LAST_NONE,
+    "evaluator.pool.xǁModelPoolǁput__mutmut_16": _LAST_NONE,
+    "evaluator.pool.xǁModelPoolǁrelease__mutmut_5": _LAST_NONE,
     "evaluator.gates.x__points__mutmut_13": "`<` for `<=`: when the frontiers cover exactly the cells' suites, the "
                                             "recompute loop runs over an empty set",
     "evaluator.gates.x_check_gates__mutmut_14": "`_points` has an entry for every suite in the cells: the default is "

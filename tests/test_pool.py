@@ -116,3 +116,89 @@ def test_a_cell_is_charged_for_its_own_memory_not_the_models_the_pool_holds(monk
     assert runner._held_by_others(pool, mine) == 2000.0
     monkeypatch.setattr(runner, "rss_mb", lambda: None)
     assert runner._held_by_others(pool, mine) == 4000.0
+
+
+def test_each_model_freed_is_told_why_in_the_order_freed():
+    why: list[tuple[str, str]] = []
+    closed: list[str] = []
+    free = {"mb": 0.0}
+    pool = ModelPool(free=lambda: free["mb"], total=lambda: 8000.0, reserve_mb=500,
+                     on_free=lambda e, reason: why.append((e.key, reason)))
+    pool.put(_entry(closed, "a"))
+    pool.put(_entry(closed, "a"))  # a second copy of a held model
+    assert why == [("a", "replaced")]
+    pool.put(_entry(closed, "b"))
+    pool.record_need("d", 4000)
+    free["mb"] = 1000.0
+    assert pool.make_room("d") == 2
+    assert why[1:] == [("a", "1000 MiB free, loading d needs about 4000 + 500 MiB"),
+                       ("b", "1000 MiB free, loading d needs about 4000 + 500 MiB")]
+    blind = ModelPool(free=lambda: None, total=lambda: 8000.0, on_free=lambda e, reason: why.append((e.key, reason)))
+    blind.put(_entry(closed, "c"))
+    blind.make_room("x")
+    unknown_need = ModelPool(free=lambda: 9e9, total=lambda: None,
+                             on_free=lambda e, reason: why.append((e.key, reason)))
+    unknown_need.put(_entry(closed, "e"))
+    unknown_need.make_room("never-loaded")  # no measured need and no machine size: free it
+    assert why[3:] == [("c", "free memory unknown"), ("e", "free memory unknown")]
+    one = ModelPool(max_models=1, free=lambda: 9e9, total=lambda: 9e9,
+                    on_free=lambda e, reason: why.append((e.key, reason)))
+    one.put(_entry(closed, "f"))
+    one.put(_entry(closed, "g"))
+    assert why[-1] == ("f", "the pool holds at most 1 model")
+    rest = ModelPool(free=lambda: 9e9, total=lambda: 9e9, on_free=lambda e, reason: why.append((e.key, reason)))
+    for name in ("h", "i", "j"):
+        rest.put(_entry(closed, name))
+    rest.drop("i")
+    rest.release()
+    assert why[-3:] == [("i", "no longer needed"), ("h", "the run is over"), ("j", "the run is over")]
+
+
+def test_a_load_need_is_the_largest_measured_and_a_bad_reading_is_ignored():
+    pool = ModelPool(free=lambda: 0.0, total=lambda: 10000.0)
+    pool.record_need("z", 0)  # a load that grew nothing needs nothing
+    pool.record_need("h", 0.5)
+    pool.record_need("h", 0.25)
+    pool.record_need("n", None)  # unreadable
+    pool.record_need("m", -3.0)  # the process shrank during the load
+    assert (pool.need_mb("z"), pool.need_mb("h")) == (0, 0.5)
+    assert pool.need_mb("n") == pool.need_mb("m") == 5000.0  # still unknown: half the machine
+    closed: list[str] = []
+    tiny = ModelPool(free=lambda: 600.0, total=lambda: 10000.0, reserve_mb=500)
+    tiny.put(_entry(closed, "a"))
+    tiny.record_need("z", 0)
+    assert tiny.make_room("z") == 0 and closed == []  # 600 >= 0 + 500
+    assert _entry(closed, "q").close() is None
+    e = _entry(closed, "r")
+    e.close()
+    assert e.model is None and closed[-1] == "r"
+    counted = ModelPool(free=lambda: 1e9, total=lambda: 1e9)
+    counted.put(_entry(closed, "s"))
+    s = counted.take("s")
+    counted.put(s)
+    counted.take("s")
+    assert counted.hits == 2
+    with pytest.raises(ValueError, match=r"^max_models must be at least 1 \(or None: as memory allows\)$"):
+        ModelPool(max_models=-1)
+
+
+def test_the_default_pool_reads_this_machines_memory():
+    """On Linux the pool asks the kernel (MemAvailable, MemTotal); a model stays held when there is room."""
+    import evaluator.pool as pool_mod
+
+    fields = {}
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            name, rest = line.split(":", 1)
+            fields[name] = int(rest.split()[0]) / 1024.0
+    assert meminfo_mb("MemTotal") == fields["MemTotal"] == pool_mod.total_mb()
+    avail = pool_mod.available_mb()
+    assert avail is not None and 0 < avail <= fields["MemTotal"]
+    pool = ModelPool()
+    assert pool.need_mb("never-loaded") == pytest.approx(fields["MemTotal"] / 2)
+    closed: list[str] = []
+    pool.put(_entry(closed, "a"))
+    pool.record_need("small", 1.0)
+    if avail < pool.reserve_mb + 2:
+        pytest.skip("this machine has less than 1 GiB free")
+    assert pool.make_room("small") == 0 and closed == []
