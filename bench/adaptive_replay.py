@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import sys
 from collections import defaultdict
 from dataclasses import replace
@@ -29,11 +28,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import evaluator.adaptive as race_module  # noqa: E402
-from evaluator.adaptive import RacePoint, order_items, race_bounds, race_round, race_tests  # noqa: E402
+from evaluator.adaptive import (  # noqa: E402
+    WHOLE_SHARE,
+    RacePoint,
+    order_items,
+    race_bounds,
+    race_round,
+    race_tests,
+    whole_points,
+)
 from evaluator.pareto import frontier_tasks, recommend, suite_points  # noqa: E402
 from evaluator.records import CellResult, ItemRecord  # noqa: E402
-from evaluator.stats import Outcomes, PairedGap, paired_gap  # noqa: E402
 from evaluator.store import Store  # noqa: E402
 
 Items = dict[tuple[str, str, str, str], list[ItemRecord]]
@@ -69,46 +74,6 @@ def load(path: Path) -> tuple[list[CellResult], Items, dict[str, Any]]:
     return cells, items, data
 
 
-def regression_gap(a: Outcomes, b: Outcomes, sizes: dict[str, int] | None = None) -> PairedGap | None:
-    """An experiment (``--regression``), not the runner's test: the paired gap b - a, where, on a task one of
-    the two has seen whole, the other's accuracy on all N items is the regression estimate with the whole
-    one as control variate (Cochran, *Sampling Techniques*, 7.1): ``y_n + beta (X_N - x_n)``, variance
-    ``(1 - n/N) / n * s_e^2`` (the residuals of y on x). Both whole: exact. Neither: ``paired_gap``'s.
-    """
-    if not sizes:
-        return paired_gap(a, b, sizes)
-    diffs, variances, n_all, disc = [], [], 0, 0
-    for task in sorted(set(a) & set(b)):
-        n_whole, common = sizes.get(task, 0), sorted(set(a[task]) & set(b[task]))
-        if not common or not n_whole:
-            continue
-        n = len(common)
-        xa, xb = [int(a[task][i]) for i in common], [int(b[task][i]) for i in common]
-        n_all, disc = n_all + n, disc + sum(x != y for x, y in zip(xa, xb, strict=True))
-        whole_a, whole_b = len(a[task]) >= n_whole, len(b[task]) >= n_whole
-        left = max(0.0, 1 - n / n_whole)
-        if whole_a == whole_b:  # both whole (exact) or neither (the paired test)
-            d = [y - x for x, y in zip(xa, xb, strict=True)]
-            m = sum(d) / n
-            var = sum((v - m) ** 2 for v in d) / (n - 1) if n > 1 else 1.0
-            diffs.append(m)
-            variances.append(0.0 if whole_a else max(var, 1.0 / n) / n * left)
-            continue
-        known, x, y, sign = (a, xa, xb, 1) if whole_a else (b, xb, xa, -1)
-        mean_whole = sum(int(v) for v in known[task].values()) / n_whole
-        xm, ym = sum(x) / n, sum(y) / n
-        sxx = sum((v - xm) ** 2 for v in x)
-        beta = sum((u - xm) * (v - ym) for u, v in zip(x, y, strict=True)) / sxx if sxx > 0 else 0.0
-        resid = [(v - ym) - beta * (u - xm) for u, v in zip(x, y, strict=True)]
-        s2 = sum(e * e for e in resid) / (n - 2) if n > 2 else 1.0
-        diffs.append(sign * (ym + beta * (mean_whole - xm) - mean_whole))
-        variances.append(max(s2, 1.0 / n) / n * left)
-    if not diffs:
-        return None
-    k = len(diffs)
-    return PairedGap(sum(diffs) / k, math.sqrt(sum(variances)) / k, n_all, disc / n_all)
-
-
 def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, Any],
                 args: argparse.Namespace) -> tuple[bool, float, set[tuple[int, str, str]]]:
     """Replay one suite's race; print its verdicts and stops. (same recommendation, scoring s, loads)."""
@@ -126,18 +91,15 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
     stopped: dict[tuple[str, str], str] = {}
     tests = race_tests(len(pts), args.rounds)
 
-    # --whole-share: points whose whole suite costs at most this share of one round of the dearest point are
-    # scored on every item in round 1 (an experiment: the runner scores every point round by round)
+    # as the runner: after round 1, the points whose whole suite costs at most --whole-share of one round of
+    # the dearest point are scored on every item in round 2 (their time per item: the exhaustive run's)
     per_item = {p: sum(cell[(t, *p)].duration_s or 0 for t in tasks) / sum(cell[(t, *p)].n_items for t in tasks)
                 for p in pts}
-    dear_round = max(per_item.values(), default=0.0) * sum(n_task.values()) / args.rounds
-    whole = {p for p in pts if per_item[p] * sum(n_task.values()) <= args.whole_share * dear_round}
-    if whole:
-        print(f"scored whole in round 1: {', '.join(' '.join(p) for p in sorted(whole))}")
+    whole: set[tuple[str, str]] = set()
 
     def upto(p: tuple[str, str], t: str) -> list[ItemRecord]:
         keep = {x.item_id: x for x in items[(suite, t, *p)]}
-        return [keep[i] for i in orders[t][:n_task[t] if p in whole else bounds[t][seen[p]]]]
+        return [keep[i] for i in orders[t][:n_task[t] if p in whole and seen[p] > 0 else bounds[t][seen[p]]]]
 
     def partial() -> list[CellResult]:
         out = []
@@ -152,13 +114,15 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
         for p in pts:
             if p in stopped:
                 continue
+            if p in whole and seen[p] > 0:
+                continue  # scored whole already
             seen[p] = r
-            grew = [t for t in tasks if r == 0 or bounds[t][r] > bounds[t][r - 1]]
+            grew = [t for t in tasks if r == 0 or bounds[t][r] > bounds[t][r - 1] or p in whole]
             for t in grew:
                 c = cell[(t, *p)]
                 k = bounds[t][r] - (bounds[t][r - 1] if r else 0)
                 if p in whole:
-                    k = n_task[t] if r == 0 else 0
+                    k = n_task[t] - bounds[t][0]
                 spent_s += (c.duration_s or 0) / c.n_items * k
             if grew:
                 loads.add((r, *p))  # one load per (round, model, variant), whichever suites it serves
@@ -174,6 +138,11 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
         for label, stop in race_round(race, args.tolerance, tests, args.alpha).items():
             p = next((q.model, q.variant) for q in race if q.label == label)
             stopped[p] = f"round {r + 1}: {stop.reason[:100]}"
+        if r == 0:
+            whole = {p for p in whole_points(per_item, sum(n_task.values()), args.rounds, args.whole_share)
+                     if p not in stopped}
+            if whole:
+                print(f"scored whole in round 2: {', '.join(' '.join(p) for p in sorted(whole))}")
         if all(p in stopped for p in pts):
             break
     rec_full = recommend(full[suite], args.tolerance)
@@ -205,14 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reload-each-round", action="store_true",
                     help="count a load per round a model races (the runner before 2026-12-03 evening; it now keeps "
                          "models loaded between rounds as memory allows, one load each)")
-    ap.add_argument("--regression", action="store_true",
-                    help="experiment: a task seen whole by one point is its control variate (regression_gap)")
-    ap.add_argument("--whole-share", type=float, default=0.0,
-                    help="experiment: score in round 1, on every item, the points whose whole suite costs at most "
-                         "this share of one round of the dearest point (default 0: none)")
+    ap.add_argument("--whole-share", type=float, default=WHOLE_SHARE,
+                    help="score on every item in round 2 the points whose whole suite costs at most this share of "
+                         f"one round of the dearest point (default {WHOLE_SHARE:g}, the runner's; 0: none)")
     args = ap.parse_args(argv)
-    if args.regression:
-        race_module.paired_gap = regression_gap  # type: ignore[assignment]  # the race's test, for this replay
     if args.store:
         store = Store(args.store, readonly=True)
         run_id = args.run or store.list_runs(1)[0]["run_id"]

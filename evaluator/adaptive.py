@@ -73,6 +73,32 @@ def round_bounds(n: int, rounds: int, first: int = 0) -> list[int]:
     return [min(n, max(first, math.ceil(n * r / rounds))) for r in range(1, rounds + 1)] if n > 0 else []
 
 
+#: A point whose whole suite costs at most this share of one round of the suite's dearest point is scored on
+#: every item of the suite as soon as its cost is known (round 2): its accuracy there is then exact, the
+#: comparisons among such points need no test, and a dearer point's estimate takes it as control variate
+#: (:func:`evaluator.stats.paired_gap`). Replayed on the exhaustive runs of docs/benchmarks.md §12: 0.5 (the
+#: four encoder points there) cuts the race's cost most; 0.25 less, 1 (the smallest causal LM too) less.
+WHOLE_SHARE = 0.5
+
+
+def whole_points(seconds_per_item: Mapping[T, float], n_items: int, rounds: int,
+                 share: float = WHOLE_SHARE) -> set[T]:
+    """The points to score on every item: whole-suite cost at most ``share`` of a round of the dearest one.
+
+    ``seconds_per_item``: each point's measured time per item on the suite (every point measured so far,
+    stopped ones too); ``n_items``: the suite's items over its tasks; ``rounds``: the race's rounds.
+
+    >>> sorted(whole_points({"enc": 0.01, "lm": 1.0, "mid": 0.2}, 240, 8))
+    ['enc']
+    >>> whole_points({"a": 1.0}, 240, 8), whole_points({}, 240, 8)
+    (set(), set())
+    """
+    if not seconds_per_item or n_items <= 0 or rounds <= 0:
+        return set()
+    dear_round = max(seconds_per_item.values()) * n_items / rounds
+    return {p for p, c in seconds_per_item.items() if c * n_items <= share * dear_round}
+
+
 def race_bounds(n: int, rounds: int, batch_size: int) -> list[int]:
     """A task's round bounds in the race: equal steps, the first at least one batch.
 

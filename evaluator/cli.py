@@ -162,6 +162,8 @@ class _Progress:
         elif e["type"] == "stopped":
             _err(f"  stopped {term(e['suite'])}: {term(e['model'])} [{term(e['variant'])}] after round {e['round']}: "
                  f"{term(e['reason'])}")
+        elif e["type"] == "whole":
+            _err(f"  scoring {term(e['suite'])}: {term(e['model'])} [{term(e['variant'])}] whole: {term(e['reason'])}")
         elif e["type"] == "unload" and e.get("reason") != END:
             _err(f"  freed {term(e['model'])} [{term(e['variant'])}]: {term(e['reason'])}")
         elif e["type"] == "end":

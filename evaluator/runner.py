@@ -520,29 +520,42 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
 
     Every other round runs the (model, variant) pairs in reverse, so that the pairs a round ends with are
     the first the next one needs: when memory runs short, the pool frees the pair used longest ago, which is
-    the one the next round reaches last.
+    the one the next round reaches last. After round 1, the points of a suite cheap enough to score whole
+    (:func:`evaluator.adaptive.whole_points`, from their measured time per item) are scored on every item
+    of the suite in round 2, once.
     """
-    from evaluator.adaptive import race_round, race_tests
+    from evaluator.adaptive import race_round, race_tests, whole_points
 
     cfg = ctx.config
     n_rounds = cfg.rounds
     points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
     tests = {s.name: race_tests(len(the_plan.models) * len(the_plan.variants), n_rounds) for s in the_plan.suites}
     pairs = [(spec, variant) for spec in the_plan.models for variant in the_plan.variants]
+    whole: set[tuple[str, str, str]] = set()  # (suite, model, variant) to score on every item, once
+    scored_whole: set[tuple[str, str, str]] = set()
+
+    def items_for(t: Task, spec: ModelSpec, variant: Composite, r: int) -> tuple[Item, ...] | None:
+        key, pk = (t.suite, t.name), (t.suite, spec.name, variant.name)
+        if pk in stopped or pk in scored_whole:
+            return None
+        if pk in whole:
+            return orders[key]
+        return orders[key][:bounds[key][r]] if key in grows else None
+
     for r in range(n_rounds):
         grows = {k for k, b in bounds.items() if b and (r == 0 or b[r] > b[r - 1])}
-        if not grows:
+        if not grows and not whole - scored_whole:
             continue
         ctx.emit({"type": "round", "round": r + 1, "rounds": n_rounds,
                   "active": sum(p not in stopped for p in points)})
         for spec, variant in (pairs if r % 2 == 0 else pairs[::-1]):
             if ctx.cancelled():
                 return
-            sel = {(t.suite, t.name): orders[(t.suite, t.name)][:bounds[(t.suite, t.name)][r]]
-                   for t in the_plan.tasks
-                   if (t.suite, t.name) in grows and (t.suite, spec.name, variant.name) not in stopped}
+            sel = {(t.suite, t.name): its for t in the_plan.tasks
+                   if (its := items_for(t, spec, variant, r)) is not None}
             if sel:
                 _run_group(ctx, the_plan.tasks, spec, variant, sel, pool=pool)
+        scored_whole |= whole
         if r == n_rounds - 1:
             break
         t0 = time.perf_counter()
@@ -560,12 +573,36 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
                                        stopped_after_round=r + 1)
                 ctx.emit({"type": "stopped", "suite": suite.name, "model": p.model, "variant": p.variant,
                           "round": r + 1, "reason": stop.reason})
+            if r == 0:  # what each point costs is known now: the cheap ones are scored whole next round
+                _score_whole(ctx, suite, cells, sizes, stopped, whole, whole_points)
         ctx.spent("race", time.perf_counter() - t0)
         for spec, variant in pairs:  # a pair out of every suite's race needs no memory any more
             if all((s.name, spec.name, variant.name) in stopped for s in the_plan.suites):
                 pool.drop((spec.name, variant.name), f"stopped in every suite after round {r + 1}")
         if all(p in stopped for p in points):
             break
+
+
+def _score_whole(ctx: _Ctx, suite: Suite, cells: list[CellResult], sizes: dict[str, int],
+                 stopped: dict[tuple[str, str, str], str], whole: set[tuple[str, str, str]],
+                 pick: Callable[..., set[tuple[str, str]]]) -> None:
+    """Add to ``whole`` the suite's racing points cheap enough to score on every item (``pick``)."""
+    from evaluator.adaptive import WHOLE_SHARE
+
+    spent: dict[tuple[str, str], list[float]] = {}
+    for c in cells:
+        if c.suite == suite.name and c.status == "ok" and c.task in sizes and c.n_items:
+            acc = spent.setdefault((c.model, c.variant), [0.0, 0.0])
+            acc[0] += c.duration_s or 0.0
+            acc[1] += c.n_items
+    per_item = {p: s / n for p, (s, n) in spent.items() if n}
+    for model, variant in sorted(pick(per_item, sum(sizes.values()), ctx.config.rounds)):
+        if (suite.name, model, variant) in stopped:
+            continue
+        whole.add((suite.name, model, variant))
+        ctx.emit({"type": "whole", "suite": suite.name, "model": model, "variant": variant,
+                  "reason": f"its whole suite costs at most {WHOLE_SHARE:.0%} of one round of the suite's dearest "
+                            "point: scored on every item next round, its accuracy then exact"})
 
 
 def _race_points(suite: Suite, cells: list[CellResult], items: dict[tuple[str, str, str, str], list[ItemRecord]],

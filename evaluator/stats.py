@@ -155,8 +155,12 @@ def paired_gap(a: Outcomes, b: Outcomes, sizes: Mapping[str, int] | None = None)
     replacement, of the task's items (the adaptive race's seeded order), and the gap estimates the
     difference **on all of those items** (what scoring every item would measure), not on the domain the
     items were drawn from: each task's variance takes the finite-population factor 1 - n/N, so that a task
-    seen whole contributes none (Cochran, *Sampling Techniques*, 2.4). Without ``sizes``: the usual
-    standard error, of the difference on new items of the domain.
+    seen whole contributes none (Cochran, *Sampling Techniques*, 2.4). Where one of the two has seen the
+    task whole and the other only a sample, the whole one's accuracy is known exactly and the other's is
+    the **regression estimate** on the sample with the whole one as control variate (Cochran 7.1):
+    ``y_n + beta (X_N - x_n)``, variance ``(1 - n/N) s_e^2 / n`` with ``s_e^2`` the residual variance of y on
+    x (n - 2 degrees of freedom), never more than the paired variance by more than the estimate of beta
+    costs. Without ``sizes``: the usual standard error, of the difference on new items of the domain.
 
     >>> half = {"t": {str(i): i % 2 == 0 for i in range(40)}}
     >>> right = {"t": {str(i): True for i in range(40)}}
@@ -175,16 +179,40 @@ def paired_gap(a: Outcomes, b: Outcomes, sizes: Mapping[str, int] | None = None)
         common = sorted(set(a[task]) & set(b[task]))
         if not common:
             continue
-        d = [int(b[task][i]) - int(a[task][i]) for i in common]
-        n = len(d)
-        mean = sum(d) / n
-        var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 1.0
-        diffs.append(mean)
-        left = max(0.0, 1.0 - n / sizes[task]) if sizes and sizes.get(task) else 1.0  # finite population
+        xa, xb = [int(a[task][i]) for i in common], [int(b[task][i]) for i in common]
+        n = len(common)
+        n_whole = sizes.get(task) if sizes else None
+        left = max(0.0, 1.0 - n / n_whole) if n_whole else 1.0  # finite population
+        whole_a, whole_b = (n_whole is not None and n_whole > 0 and len(x[task]) >= n_whole for x in (a, b))
+        if whole_a != whole_b and n > 2:
+            diff, var = _regression_diff(a[task] if whole_a else b[task], xa if whole_a else xb,
+                                         xb if whole_a else xa)
+            diffs.append(diff if whole_a else -diff)
+        else:
+            d = [y - x for x, y in zip(xa, xb, strict=True)]
+            diffs.append(sum(d) / n)
+            var = sum((x - diffs[-1]) ** 2 for x in d) / (n - 1) if n > 1 else 1.0
         variances.append(max(var, 1.0 / n) / n * left)
         n_all += n
-        disc += sum(x != 0 for x in d)
+        disc += sum(x != y for x, y in zip(xa, xb, strict=True))
     if not diffs:
         return None
     k = len(diffs)
     return PairedGap(sum(diffs) / k, math.sqrt(sum(variances)) / k, n_all, disc / n_all)
+
+
+def _regression_diff(whole: Mapping[str, bool], x: Sequence[int], y: Sequence[int]) -> tuple[float, float]:
+    """(estimated mean of y over the task - mean of x over it, residual variance of y on x) by regression.
+
+    ``whole``: x's outcomes on every item of the task; ``x``, ``y``: both on the sample (len > 2).
+
+    >>> _regression_diff({"1": True, "2": False, "3": True, "4": False}, [1, 0, 1], [1, 1, 1])
+    (0.5, 0.0)
+    """
+    n = len(x)
+    mean_whole = sum(whole.values()) / len(whole)
+    xm, ym = sum(x) / n, sum(y) / n
+    sxx = sum((u - xm) ** 2 for u in x)
+    beta = sum((u - xm) * (v - ym) for u, v in zip(x, y, strict=True)) / sxx if sxx > 0 else 0.0
+    resid = sum(((v - ym) - beta * (u - xm)) ** 2 for u, v in zip(x, y, strict=True))
+    return ym + beta * (mean_whole - xm) - mean_whole, resid / (n - 2)
