@@ -52,7 +52,10 @@ TARGETS: dict[str, list[str]] = {
             "test_paired_gap_averages_tasks_like_the_suite_accuracy", "test_power_estimate",
             "test_the_recommendation_says_whether_the_runner_up_is_distinguishable",
             "test_too_few_items_or_a_weak_difference_stop_nothing",
-            "test_a_cheaper_more_accurate_point_stops_the_dearer_one_only_beyond_the_tolerance"))],
+            "test_a_cheaper_more_accurate_point_stops_the_dearer_one_only_beyond_the_tolerance",
+            "test_the_regression_estimate_of_a_task_one_point_saw_whole",
+            "test_a_point_seen_whole_is_a_control_variate_at_the_same_level_and_with_more_power",
+            "test_paired_gap_edge_cases_of_the_regression_and_of_several_tasks"))],
     "evaluator/gates.py": ["tests/test_gates.py", "tests/test_mutation_core.py",
                            "--deselect", "tests/test_gates.py::test_cli_gate_exit_codes"],  # a real model run
     "evaluator/compare.py": ["tests/test_compare.py", "tests/test_mutation_core.py"],

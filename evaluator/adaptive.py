@@ -27,7 +27,9 @@ The paired statistic is that of the suite's accuracy, the mean over its tasks
 (:func:`evaluator.stats.paired_gap`), and its question is what scoring every item of the suite would
 say (the exhaustive run the race stands in for): the items seen are a sample drawn without replacement
 from each task's items (:attr:`RacePoint.sizes`), so the test's variance takes the finite-population
-factor and a task seen whole is known exactly.
+factor and a task seen whole is known exactly. A point cheap enough (:func:`whole_points`) is scored on
+every item of its suite in round 2, so its accuracy is exact and a dearer point's estimate can take it as
+control variate (the regression estimate of :func:`evaluator.stats.paired_gap`).
 
 >>> order_items(["a", "b", "c", "d"], seed=0) == order_items(["a", "b", "c", "d"], seed=0)
 True

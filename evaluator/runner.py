@@ -531,14 +531,15 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
     points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
     tests = {s.name: race_tests(len(the_plan.models) * len(the_plan.variants), n_rounds) for s in the_plan.suites}
     pairs = [(spec, variant) for spec in the_plan.models for variant in the_plan.variants]
-    whole: set[tuple[str, str, str]] = set()  # (suite, model, variant) to score on every item, once
-    scored_whole: set[tuple[str, str, str]] = set()
+    # (suite, task, model, variant) to score on every item, once: the race's tasks of a cheap point
+    whole: set[tuple[str, str, str, str]] = set()
+    scored_whole: set[tuple[str, str, str, str]] = set()
 
     def items_for(t: Task, spec: ModelSpec, variant: Composite, r: int) -> tuple[Item, ...] | None:
-        key, pk = (t.suite, t.name), (t.suite, spec.name, variant.name)
-        if pk in stopped or pk in scored_whole:
+        key, cell = (t.suite, t.name), (t.suite, t.name, spec.name, variant.name)
+        if (t.suite, spec.name, variant.name) in stopped or cell in scored_whole:
             return None
-        if pk in whole:
+        if cell in whole:
             return orders[key]
         return orders[key][:bounds[key][r]] if key in grows else None
 
@@ -584,22 +585,27 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
 
 
 def _score_whole(ctx: _Ctx, suite: Suite, cells: list[CellResult], sizes: dict[str, int],
-                 stopped: dict[tuple[str, str, str], str], whole: set[tuple[str, str, str]],
+                 stopped: dict[tuple[str, str, str], str], whole: set[tuple[str, str, str, str]],
                  pick: Callable[..., set[tuple[str, str]]]) -> None:
-    """Add to ``whole`` the suite's racing points cheap enough to score on every item (``pick``)."""
+    """Add to ``whole`` the race's tasks of the suite's racing points cheap enough to score on every item.
+
+    Cost and items count the race's tasks only (those every point's frontier covers): a causal LM's
+    generation task, which an encoder cannot do, is neither priced here nor scored whole.
+    """
     from evaluator.adaptive import WHOLE_SHARE
 
+    race_tasks = frontier_tasks([c for c in cells if c.suite == suite.name], suite.name)[0] & set(sizes)
     spent: dict[tuple[str, str], list[float]] = {}
     for c in cells:
-        if c.suite == suite.name and c.status == "ok" and c.task in sizes and c.n_items:
+        if c.suite == suite.name and c.status == "ok" and c.task in race_tasks and c.n_items:
             acc = spent.setdefault((c.model, c.variant), [0.0, 0.0])
             acc[0] += c.duration_s or 0.0
             acc[1] += c.n_items
     per_item = {p: s / n for p, (s, n) in spent.items() if n}
-    for model, variant in sorted(pick(per_item, sum(sizes.values()), ctx.config.rounds)):
+    for model, variant in sorted(pick(per_item, sum(sizes[t] for t in race_tasks), ctx.config.rounds)):
         if (suite.name, model, variant) in stopped:
             continue
-        whole.add((suite.name, model, variant))
+        whole.update((suite.name, t, model, variant) for t in race_tasks)
         ctx.emit({"type": "whole", "suite": suite.name, "model": model, "variant": variant,
                   "reason": f"its whole suite costs at most {WHOLE_SHARE:.0%} of one round of the suite's dearest "
                             "point: scored on every item next round, its accuracy then exact"})

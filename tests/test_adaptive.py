@@ -281,7 +281,8 @@ def test_a_suite_with_a_clear_winner_is_decided_before_the_items_run_out(race, t
     assert reasons["cheap-ok"].startswith("below the best: dear-good fake")
     assert reasons["dear-bad"].startswith("off the frontier")
     assert reasons["dear-good"].startswith("decided: dear-good fake is the suite's recommendation")
-    assert all(c.n_items < c.items_available for c in adaptive.cells)  # nobody saw every item
+    # nobody saw every item but, maybe, cheap-ok (cost 0.5 of dear-bad's 8: cheap enough to be scored whole)
+    assert all(c.n_items < c.items_available for c in adaptive.cells if c.model != "cheap-ok")
     (suite,) = adaptive.frontiers
     assert recommend(adaptive.frontiers[suite]).choice.model == recommend(exhaustive.frontiers[suite]).choice.model
 
@@ -937,3 +938,58 @@ def test_an_encoder_probe_is_trained_once_a_run_not_once_a_round(tmp_path, monke
     want = {r.item_id: r.pred for r in Store(tmp_path / "e.sqlite").run_items(e.run_id)[
         ("finance", "headline-sentiment", "enc", "fake")]}
     assert cell.n_items == cell.items_available and got == want  # every item, the same answers
+
+
+def test_paired_gap_edge_cases_of_the_regression_and_of_several_tasks():
+    """A sample on which the whole point is constant (no slope: beta 0, no division); a slope below 1 item's
+    worth of spread; a task no item of which both saw, before one they share; two tasks' mean and standard
+    error; a size of 0 is no size."""
+    whole = {"t": {str(i): i >= 3 for i in range(9)}}  # items 0-2 wrong, 3-8 right: 6 of 9
+    flat = {"t": {"0": True, "1": False, "2": True}}  # on items 0-2 the whole point is always wrong
+    g = paired_gap(whole, flat, {"t": 9})
+    assert g.diff == pytest.approx(2 / 3 - 6 / 9 + 0.0) and g.se > 0  # beta 0: the sample mean, 2/3
+    few = {"t": {"2": True, "3": True, "4": False}}  # x = 0, 1, 1: sxx = 2/3 (below 1)
+    g2 = paired_gap(whole, few, {"t": 9})
+    # y = 1, 1, 0: beta = sxy / sxx = (-1/3) / (2/3) = -1/2; y_n = x_n = X_N = 2/3: no difference; residuals
+    # 0, 1/2, -1/2: s_e^2 = (1/2) / (3 - 2); variance (1/2) / 3 * (1 - 3/9) = 1/9
+    assert (g2.diff, g2.se) == pytest.approx((0.0, 1 / 3))
+    a = {"empty": {"x": True}, "t": {"1": True, "2": False, "3": True}, "u": {"1": False, "2": False}}
+    b = {"empty": {"y": True}, "t": {"1": True, "2": True, "3": False}, "u": {"1": True, "2": True}}
+    two = paired_gap(a, b)  # 'empty' shares no item: skipped, the others still counted
+    assert two.n_items == 5 and two.discordant == pytest.approx(4 / 5)
+    t_var = max(sum((x - 0) ** 2 for x in (0, 1, -1)) / 2, 1 / 3) / 3
+    u_var = max(0.0, 1 / 2) / 2
+    assert (two.diff, two.se) == pytest.approx(((0 + 1) / 2, math.sqrt(t_var + u_var) / 2))
+    zero = paired_gap(whole, flat, {"t": 0})
+    plain = paired_gap(whole, flat)
+    assert (zero.diff, zero.se) == pytest.approx((plain.diff, plain.se))
+
+
+def test_only_the_race_tasks_of_a_cheap_point_are_scored_whole_and_priced():
+    """A suite with a choice task and a generation task an encoder cannot do: the generation task is neither
+    counted in a point's time per item nor scored whole (it is not in the race), so a causal LM whose
+    generations are slow but whose choices are cheap is still scored whole on the choices."""
+    from types import SimpleNamespace
+
+    import evaluator.runner as runner
+    from evaluator.adaptive import whole_points
+    from evaluator.records import CellResult
+
+    def cell(task, model, status="ok", n=10, s=0.0):
+        return CellResult("s", task, model, "fp32", status, n_items=n, duration_s=s)
+
+    cells = [cell("a", "enc", s=0.01), cell("g", "enc", status="n/a", n=0),
+             cell("a", "lm", s=1.0), cell("g", "lm", s=100.0),
+             cell("a", "lm2", s=0.05), cell("g", "lm2", s=50.0)]
+    events: list[dict] = []
+    ctx = SimpleNamespace(config=SimpleNamespace(rounds=8), emit=events.append)
+    whole: set = set()
+    runner._score_whole(ctx, SimpleNamespace(name="s"), cells, {"a": 10, "g": 10}, {}, whole, whole_points)
+    # a round of lm on the choice task: 0.1 s/item x 10 items / 8; half of it: 0.0625 s; enc 0.01, lm2 0.05
+    assert whole == {("s", "a", "enc", "fp32"), ("s", "a", "lm2", "fp32")}
+    assert {e["model"] for e in events if e["type"] == "whole"} == {"enc", "lm2"}
+    assert "50%" in events[0]["reason"]
+    stopped = {("s", "lm2", "fp32"): "below the best"}
+    whole.clear()
+    runner._score_whole(ctx, SimpleNamespace(name="s"), cells, {"a": 10, "g": 10}, stopped, whole, whole_points)
+    assert whole == {("s", "a", "enc", "fp32")}  # a stopped point is not scored further

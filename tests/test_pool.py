@@ -202,3 +202,4 @@ def test_the_default_pool_reads_this_machines_memory():
     if avail < pool.reserve_mb + 2:
         pytest.skip("this machine has less than 1 GiB free")
     assert pool.make_room("small") == 0 and closed == []
+
