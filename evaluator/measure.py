@@ -328,9 +328,10 @@ def reset_peak_rss() -> None:
         pass
 
 
-def _status_mb(field_name: str) -> float | None:
+def proc_field_mb(field_name: str, path: str = "/proc/self/status") -> float | None:
+    """A ``Name:  N kB`` field of a /proc file (the process status, /proc/meminfo) in MiB, or None."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(path) as fh:
             for line in fh:
                 if line.startswith(field_name + ":"):
                     return int(line.split()[1]) / 1024
@@ -341,9 +342,9 @@ def _status_mb(field_name: str) -> float | None:
 
 def peak_rss_mb() -> float | None:
     """Peak resident set size since the last reset, in MB (Linux), else None."""
-    return _status_mb("VmHWM")
+    return proc_field_mb("VmHWM")
 
 
 def rss_mb() -> float | None:
     """Resident set size now, in MB (Linux), else None."""
-    return _status_mb("VmRSS")
+    return proc_field_mb("VmRSS")

@@ -30,6 +30,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evaluator.measure import proc_field_mb
+
 #: Why ``release`` frees a model.
 END = "the run is over"
 #: Free memory a load leaves untouched beyond its expected need (MiB).
@@ -38,14 +40,7 @@ RESERVE_MB = 1024.0
 
 def meminfo_mb(field_name: str, path: str = "/proc/meminfo") -> float | None:
     """A /proc/meminfo field in MiB (``MemAvailable``, ``MemTotal``), or None where it cannot be read."""
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return proc_field_mb(field_name, path)
 
 
 def available_mb() -> float | None:

@@ -257,7 +257,7 @@ def _run_group(ctx: _Ctx, tasks: list[Task], spec: ModelSpec, variant: Composite
             continue
         if ctx.config.force or not _reused(ctx, t, key, names):
             setup = setup_key(ctx.config, variant, t, kctx)
-            todo.append(_Todo(t, key, items, setup, None if ctx.config.force else _extendable(ctx, setup, items)))
+            todo.append(_Todo(t, key, items, setup, None if ctx.config.force else extendable(ctx.store, setup, items)))
     if not todo or ctx.cancelled():
         return None
     mine = (spec.name, variant.name)
@@ -377,11 +377,6 @@ def _reused(ctx: _Ctx, task: Task, key: str, names: dict[str, str]) -> bool:
         ctx.emit({"type": "cell", "suite": task.suite, "task": task.name, **names, "status": "reused",
                   "accuracy": hit.accuracy, "energy_j": hit.energy_j, "above_chance": hit.above_chance})
     return hit is not None
-
-
-def _extendable(ctx: _Ctx, setup: str, items: tuple[Item, ...]) -> tuple[CellResult, list[ItemRecord]] | None:
-    """The newest stored cell of this setup on a subset of ``items`` with the same contents, if any."""
-    return extendable(ctx.store, setup, items)
 
 
 def _stored_measurement(cell: CellResult, recs: list[ItemRecord]) -> Measured:
@@ -505,7 +500,6 @@ def _run_adaptive(ctx: _Ctx, the_plan: Plan) -> None:
         _race(ctx, the_plan, orders, bounds, stopped, pool)
     finally:
         pool.release()
-    ctx.emit({"type": "pool", "kept": pool.hits, "freed_for_room": pool.evictions})
     for t in the_plan.tasks:  # how many items each task has, beside how many each cell saw
         for m in the_plan.models:
             for v in the_plan.variants:
@@ -524,7 +518,7 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
     (:func:`evaluator.adaptive.whole_points`, from their measured time per item) are scored on every item
     of the suite in round 2, once.
     """
-    from evaluator.adaptive import race_round, race_tests, whole_points
+    from evaluator.adaptive import race_round, race_tests
 
     cfg = ctx.config
     n_rounds = cfg.rounds
@@ -535,7 +529,8 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
     whole: set[tuple[str, str, str, str]] = set()
     scored_whole: set[tuple[str, str, str, str]] = set()
 
-    def items_for(t: Task, spec: ModelSpec, variant: Composite, r: int) -> tuple[Item, ...] | None:
+    def items_for(t: Task, spec: ModelSpec, variant: Composite, r: int, grows: set[tuple[str, str]]
+                  ) -> tuple[Item, ...] | None:
         key, cell = (t.suite, t.name), (t.suite, t.name, spec.name, variant.name)
         if (t.suite, spec.name, variant.name) in stopped or cell in scored_whole:
             return None
@@ -553,7 +548,7 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
             if ctx.cancelled():
                 return
             sel = {(t.suite, t.name): its for t in the_plan.tasks
-                   if (its := items_for(t, spec, variant, r)) is not None}
+                   if (its := items_for(t, spec, variant, r, grows)) is not None}
             if sel:
                 _run_group(ctx, the_plan.tasks, spec, variant, sel, pool=pool)
         scored_whole |= whole
@@ -575,7 +570,7 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
                 ctx.emit({"type": "stopped", "suite": suite.name, "model": p.model, "variant": p.variant,
                           "round": r + 1, "reason": stop.reason})
             if r == 0:  # what each point costs is known now: the cheap ones are scored whole next round
-                _score_whole(ctx, suite, cells, sizes, stopped, whole, whole_points)
+                _score_whole(ctx, suite, cells, sizes, stopped, whole)
         ctx.spent("race", time.perf_counter() - t0)
         for spec, variant in pairs:  # a pair out of every suite's race needs no memory any more
             if all((s.name, spec.name, variant.name) in stopped for s in the_plan.suites):
@@ -585,14 +580,13 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
 
 
 def _score_whole(ctx: _Ctx, suite: Suite, cells: list[CellResult], sizes: dict[str, int],
-                 stopped: dict[tuple[str, str, str], str], whole: set[tuple[str, str, str, str]],
-                 pick: Callable[..., set[tuple[str, str]]]) -> None:
+                 stopped: dict[tuple[str, str, str], str], whole: set[tuple[str, str, str, str]]) -> None:
     """Add to ``whole`` the race's tasks of the suite's racing points cheap enough to score on every item.
 
     Cost and items count the race's tasks only (those every point's frontier covers): a causal LM's
     generation task, which an encoder cannot do, is neither priced here nor scored whole.
     """
-    from evaluator.adaptive import WHOLE_SHARE
+    from evaluator.adaptive import WHOLE_SHARE, whole_points
 
     race_tasks = frontier_tasks([c for c in cells if c.suite == suite.name], suite.name)[0] & set(sizes)
     spent: dict[tuple[str, str], list[float]] = {}
@@ -602,7 +596,7 @@ def _score_whole(ctx: _Ctx, suite: Suite, cells: list[CellResult], sizes: dict[s
             acc[0] += c.duration_s or 0.0
             acc[1] += c.n_items
     per_item = {p: s / n for p, (s, n) in spent.items() if n}
-    for model, variant in sorted(pick(per_item, sum(sizes[t] for t in race_tasks), ctx.config.rounds)):
+    for model, variant in sorted(whole_points(per_item, sum(sizes[t] for t in race_tasks), ctx.config.rounds)):
         if (suite.name, model, variant) in stopped:
             continue
         whole.update((suite.name, t, model, variant) for t in race_tasks)

@@ -646,6 +646,23 @@ def test_a_task_seen_whole_is_known_exactly_and_a_sample_of_it_less_so():
         assert ("mid fp32" in out and out["mid fp32"].reason.startswith("no better than the leader")) is stops
 
 
+def _fixed_pair(gap_pts: int, size: int = 240) -> tuple[list[bool], list[bool]]:
+    """Two points' outcomes on ``size`` items, the second ``gap_pts`` points worse, 30 disagreements each way
+    (so that the pair is discordant, as real models are); seeded by the gap."""
+    import random
+    rng = random.Random(gap_pts)
+    good = [rng.random() < 0.6 for _ in range(size)]
+    worse = list(good)
+    flip = rng.sample([i for i in range(size) if good[i]], k=size * gap_pts // 100 + 30)
+    for i in flip[:30]:
+        worse[i] = not worse[i]
+    for i in rng.sample([i for i in range(size) if not good[i]], k=30):
+        worse[i] = True
+    for i in flip[30:]:
+        worse[i] = False
+    return good, worse
+
+
 @pytest.mark.parametrize(("gap_pts", "stops_at_least", "stops_at_most"), [(2, 0.015, 0.08), (14, 0.95, 1.0)])
 def test_the_race_stops_a_point_as_often_as_its_test_allows_on_the_items_of_the_suite(
         gap_pts, stops_at_least, stops_at_most):
@@ -653,19 +670,8 @@ def test_the_race_stops_a_point_as_often_as_its_test_allows_on_the_items_of_the_
     test): at a gap on all items equal to the tolerance (2 points) the worse one stops as off the frontier in
     2.75 % of orders (at most 5 %, the test's level); at 14 points in 97 %. Without the finite-population
     factor: 0.25 % and 86 %; with n/N in place of 1 - n/N: 1.25 % and 94 % (measured 2026-12-03)."""
-    import random
     size, seen = 240, 150
-    rng = random.Random(gap_pts)
-    good = [rng.random() < 0.6 for _ in range(size)]
-    worse = list(good)
-    flip = rng.sample([i for i in range(size) if good[i]], k=size * gap_pts // 100 + 30)
-    for i in flip[:30]:
-        worse[i] = not worse[i]  # 30 disagreements each way keep the pair discordant, as real models are
-    back = rng.sample([i for i in range(size) if not good[i]], k=30)
-    for i in back:
-        worse[i] = True
-    for i in flip[30:]:
-        worse[i] = False
+    good, worse = _fixed_pair(gap_pts, size)
     assert round((sum(good) - sum(worse)) * 100 / size) == gap_pts
     stops = 0
     for seed in range(400):
@@ -683,18 +689,8 @@ def test_a_point_seen_whole_is_a_control_variate_at_the_same_level_and_with_more
     race's whole-scored cheap points): the regression estimate (stats.paired_gap) stops the worse one at a gap
     equal to the tolerance no more often than the paired test (2.75 % of 400 orders, level 5 %), and more
     often beyond it: 52.75 % against 45 % at 6 points, 81.75 % against 70.25 % at 8 (measured 2026-12-03)."""
-    import random
     size, seen = 240, 150
-    rng = random.Random(gap_pts)
-    good = [rng.random() < 0.6 for _ in range(size)]
-    worse = list(good)
-    flip = rng.sample([i for i in range(size) if good[i]], k=size * gap_pts // 100 + 30)
-    for i in flip[:30]:
-        worse[i] = not worse[i]
-    for i in rng.sample([i for i in range(size) if not good[i]], k=30):
-        worse[i] = True
-    for i in flip[30:]:
-        worse[i] = False
+    good, worse = _fixed_pair(gap_pts, size)
     rates = {}
     for known in (False, True):
         stops = 0
@@ -972,7 +968,6 @@ def test_only_the_race_tasks_of_a_cheap_point_are_scored_whole_and_priced():
     from types import SimpleNamespace
 
     import evaluator.runner as runner
-    from evaluator.adaptive import whole_points
     from evaluator.records import CellResult
 
     def cell(task, model, status="ok", n=10, s=0.0):
@@ -984,12 +979,12 @@ def test_only_the_race_tasks_of_a_cheap_point_are_scored_whole_and_priced():
     events: list[dict] = []
     ctx = SimpleNamespace(config=SimpleNamespace(rounds=8), emit=events.append)
     whole: set = set()
-    runner._score_whole(ctx, SimpleNamespace(name="s"), cells, {"a": 10, "g": 10}, {}, whole, whole_points)
+    runner._score_whole(ctx, SimpleNamespace(name="s"), cells, {"a": 10, "g": 10}, {}, whole)
     # a round of lm on the choice task: 0.1 s/item x 10 items / 8; half of it: 0.0625 s; enc 0.01, lm2 0.05
     assert whole == {("s", "a", "enc", "fp32"), ("s", "a", "lm2", "fp32")}
     assert {e["model"] for e in events if e["type"] == "whole"} == {"enc", "lm2"}
     assert "50%" in events[0]["reason"]
     stopped = {("s", "lm2", "fp32"): "below the best"}
     whole.clear()
-    runner._score_whole(ctx, SimpleNamespace(name="s"), cells, {"a": 10, "g": 10}, stopped, whole, whole_points)
+    runner._score_whole(ctx, SimpleNamespace(name="s"), cells, {"a": 10, "g": 10}, stopped, whole)
     assert whole == {("s", "a", "enc", "fp32")}  # a stopped point is not scored further
