@@ -89,7 +89,6 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
     cs = [c for c in cs if (c.model, c.variant) in pts and c.task in tasks]
     seen = {p: 0 for p in pts}  # round reached
     stopped: dict[tuple[str, str], str] = {}
-    tests = race_tests(len(pts), args.rounds)
 
     # as the runner: after round 1, the points whose whole suite costs at most --whole-share of one round of
     # the dearest point are scored on every item in round 2 (their time per item: the exhaustive run's)
@@ -135,6 +134,7 @@ def _race_suite(suite: str, cs: list[CellResult], items: Items, full: dict[str, 
             e = sum(cell[(t, *p)].energy_j or 0 for t in tasks) / sum(cell[(t, *p)].n_items for t in tasks)
             race.append(RacePoint(p[0], p[1], e, outcomes, p not in stopped, chance.get(p),
                                   None if args.no_fpc else n_task))
+        tests = race_tests(len(pts), args.rounds, len(pts) - len(stopped))  # as the runner: Holm over points
         for label, stop in race_round(race, args.tolerance, tests, args.alpha).items():
             p = next((q.model, q.variant) for q in race if q.label == label)
             stopped[p] = f"round {r + 1}: {stop.reason[:100]}"

@@ -5,8 +5,9 @@ points of a suite stay paired: after round r, every point still in the race has 
 items of every task. After each round, per suite, the **leader** is the recommendation on the items seen
 so far (the cheapest point within ``tolerance_pts`` of the most accurate one, as
 :func:`evaluator.pareto.recommend` picks it), and a point still racing stops when it is out of contention,
-by a one-sided paired test at 95 % with a Bonferroni correction over every test the race of that suite
-can make (:func:`race_tests`):
+by a one-sided paired test at 95 % with a Bonferroni-Holm correction over every comparison the race of
+that suite can make (:func:`race_tests`: each racing point against each other point, every round; the
+share of a point that stops passes to those still racing):
 
 - **off the frontier at the tolerance**: a point that uses no more energy per item is more accurate by
   more than the tolerance;
@@ -17,7 +18,8 @@ can make (:func:`race_tests`):
   it can neither be the recommendation (a cheaper point within the tolerance is) nor push a contender out
   of the tolerance of the best.
 
-Stopping such a point never changes the recommendation, up to the tests' error rate. A suite is
+Stopping such a point never changes the recommendation, up to the tests' error rate (at most 5 % per suite
+that any stop is wrong, by the union bound, up to the normal approximation of each test). A suite is
 **decided** when the leader is the only point left racing: then it stops too, and the suite's
 recommendation is settled before the items run out. (Points off the frontier can be neither the
 recommendation nor the best nor the runner-up; points stopped for the other two reasons may still be the
@@ -152,17 +154,24 @@ class Stop:
     by: str = ""  # the dominating point's label
 
 
-def race_tests(n_points: int, rounds: int) -> int:
-    """The tests the Bonferroni correction of a suite's race spreads alpha over: two per point and round.
+def race_tests(n_points: int, rounds: int, active: int | None = None) -> int:
+    """The tests one round of a suite's race shares alpha over, times the rounds: a Bonferroni-Holm count.
 
-    Each round, each racing point gets a test that it is out of contention from below (a point is more
-    accurate by more than the tolerance) and one from above (it is not more than the tolerance better
-    than the contenders).
+    Each round, each of the ``active`` points still racing is compared with each of the suite's other
+    ``n_points - 1`` points from below (is one of them more accurate by more than the tolerance?) and
+    once from above (is it no more than the tolerance better than the contenders?: an intersection-union
+    test, one test however many contenders), so ``n_points`` tests a point; alpha is spread evenly over
+    the ``rounds``. A point that stops gives its share to the points still racing (Holm's step-down,
+    applied per round): until the first wrong stop, every point that should race is still racing, so
+    each of its tests is held at no more than ``alpha / (rounds * n_points * that many points)``, and the
+    union bound over them gives a chance of at most ``alpha`` per suite that any stop is wrong, whatever
+    comparisons the data pick.
 
-    >>> race_tests(12, 8)
-    192
+    >>> race_tests(12, 8), race_tests(12, 8, active=7)
+    (1152, 672)
     """
-    return 2 * max(1, n_points) * max(1, rounds)
+    n = max(1, n_points)
+    return max(1, n if active is None else active) * n * max(1, rounds)
 
 
 def accuracy(outcomes: Outcomes) -> float | None:
@@ -193,7 +202,8 @@ def race_round(points: Sequence[RacePoint], tolerance_pts: float, tests: int, al
                min_items: int = MIN_ITEMS) -> dict[str, Stop]:
     """Which active points stop after this round, by label (the module's rules, in its order).
 
-    ``tests``: the number of tests the Bonferroni correction spreads ``alpha`` over (:func:`race_tests`).
+    ``tests``: the number of tests the correction spreads ``alpha`` over this round (:func:`race_tests`,
+    with the points still racing).
     Comparisons use the items both points saw, and need ``min_items`` of them.
     """
     crit = z_for(tests, alpha)

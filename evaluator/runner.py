@@ -523,7 +523,7 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
     cfg = ctx.config
     n_rounds = cfg.rounds
     points = [(s.name, m.name, v.name) for s in the_plan.suites for m in the_plan.models for v in the_plan.variants]
-    tests = {s.name: race_tests(len(the_plan.models) * len(the_plan.variants), n_rounds) for s in the_plan.suites}
+    n_points = len(the_plan.models) * len(the_plan.variants)
     pairs = [(spec, variant) for spec in the_plan.models for variant in the_plan.variants]
     # (suite, task, model, variant) to score on every item, once: the race's tasks of a cheap point
     whole: set[tuple[str, str, str, str]] = set()
@@ -561,7 +561,12 @@ def _race(ctx: _Ctx, the_plan: Plan, orders: dict[tuple[str, str], tuple[Item, .
         for suite in the_plan.suites:
             sizes = {t.name: len(orders[(t.suite, t.name)]) for t in the_plan.tasks if t.suite == suite.name}
             race = _race_points(suite, cells, items, stopped, sizes)
-            for label, stop in race_round(race, cfg.tolerance_pts, tests[suite.name]).items():
+            # Holm: the points stopped so far give their share of alpha to those still racing (a point
+            # that failed still counts: it leaves no share behind)
+            racing = n_points - sum(k[0] == suite.name and not why.startswith("failed")
+                                    for k, why in stopped.items())
+            tests = race_tests(n_points, n_rounds, racing)
+            for label, stop in race_round(race, cfg.tolerance_pts, tests).items():
                 p = next(p for p in race if p.label == label)
                 key = (suite.name, p.model, p.variant)
                 stopped[key] = stop.reason
